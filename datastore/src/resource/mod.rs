@@ -1,0 +1,1 @@
+//! Typed resources (Calico v3 + Kubernetes), strict YAML/JSON parsing and printing.
