@@ -1,5 +1,17 @@
 //! BGP speaker for vrouter (design.md §6).
 //!
-//! Planned layout: `wire` (over rustbgpd-wire), `fsm` (Sans-IO, RFC 4271), `rib`,
-//! `best_path`, `rr` (RFC 4456), `speaker` (the only code owning TCP sockets), `ctl` (BIRD
-//! control protocol). Not built yet: see the BGP speaker issue.
+//! Layout (the pure, Sans-IO core is built; the async shell comes later):
+//! - [`wire`]: our own message types over the `rustbgpd-wire` codec, RFC 7606 dispositions and
+//!   the NOTIFICATION each error sends. Nothing outside `wire` names the codec crate.
+//! - [`fsm`]: the RFC 4271 §8 session state machine, `Session::handle(now, input) -> outputs`,
+//!   capability negotiation into a [`fsm::SessionContext`], collision detection, GR/ADD-PATH/
+//!   route refresh.
+//! - [`rib`]: Adj-RIB-In, Loc-RIB with explainable best path ([`rib::DecisionStep`]), ECMP,
+//!   Adj-RIB-Out with update packing and End-of-RIB, GR stale marking and sweep.
+//!
+//! Planned on top: `rr` (RFC 4456), `speaker` (the only code owning TCP sockets and the clock),
+//! `ctl` (BIRD control protocol). No module here reads the clock: every time value is passed in.
+
+//pub mod fsm;
+//pub mod rib;
+pub mod wire;
