@@ -9,4 +9,7 @@
 //!   `InSync` with Felix's syncer contract (no spurious deletes, survives compaction and
 //!   etcd restarts).
 
+pub mod etcd;
+pub mod keys;
 pub mod resource;
+pub mod syncer;

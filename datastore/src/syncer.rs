@@ -1,0 +1,475 @@
+//! The syncer: list + watch of one etcd prefix, turned into Felix's syncer contract.
+//!
+//! Consumers receive [`SyncEvent`]s: `Update { key, value: Option<T>, revision }` (`None` =
+//! absent) and [`SyncStatus`] changes. The contract (calico.md §1.1, design.md §4):
+//!
+//! - Start of day: `WaitForDatastore` → `ResyncInProgress` → one update per existing key →
+//!   `InSync`. Consumers must not delete anything they own before the first `InSync`.
+//! - Updates are eventually consistent per key; the last one for a key is the truth.
+//! - **No spurious deletes.** When etcd is unreachable the syncer reports `WaitForDatastore` and
+//!   keeps trying with backoff; it never reports keys as gone for that reason. When it gets
+//!   back it resumes the watch after the last revision it delivered, so the consumer sees
+//!   exactly the changes it missed, then `InSync` again.
+//! - If etcd compacted past that revision meanwhile, the watch is cancelled with
+//!   `compact_revision` (a message, not an error; crates.md §3). The syncer then re-lists at a
+//!   current revision and reports only the difference against what it reported before (changed
+//!   keys, new keys, keys really deleted), then watches from the listing's revision.
+//! - A value that fails to decode is reported as [`SyncEvent::Invalid`] with its key and then
+//!   delivered as absent. The syncer never panics on content.
+//!
+//! The diffing core, [`Snapshot`], is pure and unit-tested; [`Syncer`] is the tokio driver.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{EventType, WatchOptions};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::etcd::{KeyValue, Listing, Store};
+
+/// Capacity of the channel to the consumer; a slow consumer slows the syncer, not memory.
+const CHANNEL_CAPACITY: usize = 1024;
+/// First and longest pause between reconnection attempts.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Where the syncer is, as seen by consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStatus {
+    /// Not connected to etcd (at start, or after losing it). Consumers keep their state.
+    WaitForDatastore,
+    /// Listing the prefix; updates follow.
+    ResyncInProgress,
+    /// Every key that existed at the listing revision has been reported.
+    InSync,
+}
+
+/// One key's new state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update<T> {
+    /// The etcd key.
+    pub key: String,
+    /// The decoded value, or `None` when the key is absent (deleted, or undecodable).
+    pub value: Option<T>,
+    /// The etcd revision of this state (the key's mod revision, or the deletion's revision).
+    pub revision: i64,
+}
+
+/// What the syncer tells its consumer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncEvent<T> {
+    /// The syncer's status changed.
+    Status(SyncStatus),
+    /// A key changed.
+    Update(Update<T>),
+    /// The value stored under `key` could not be decoded; an `Update` with `None` follows.
+    Invalid {
+        /// The key.
+        key: String,
+        /// The revision of the bad value.
+        revision: i64,
+        /// Why it could not be decoded.
+        error: String,
+    },
+}
+
+/// A raw change found by [`Snapshot`], before decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawChange {
+    /// The key.
+    pub key: String,
+    /// The stored bytes, or `None` if the key is gone.
+    pub value: Option<Vec<u8>>,
+    /// Revision of the change.
+    pub revision: i64,
+}
+
+/// What the consumer has been told so far: key → mod revision. Pure; no I/O.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    reported: BTreeMap<String, i64>,
+}
+
+impl Snapshot {
+    /// Number of keys currently reported as present.
+    pub fn len(&self) -> usize {
+        self.reported.len()
+    }
+
+    /// True if no key is reported as present.
+    pub fn is_empty(&self) -> bool {
+        self.reported.is_empty()
+    }
+
+    /// Reconciles with a full listing: changes for new or modified keys, and deletions for
+    /// reported keys the listing no longer has. Unchanged keys produce nothing.
+    pub fn resync(&mut self, listing: &Listing) -> Vec<RawChange> {
+        let mut changes = Vec::new();
+        let mut seen = BTreeMap::new();
+        for kv in &listing.kvs {
+            seen.insert(kv.key.clone(), kv.mod_revision);
+            if self.reported.get(&kv.key) != Some(&kv.mod_revision) {
+                changes.push(RawChange {
+                    key: kv.key.clone(),
+                    value: Some(kv.value.clone()),
+                    revision: kv.mod_revision,
+                });
+            }
+        }
+        for key in self.reported.keys() {
+            if !seen.contains_key(key) {
+                changes.push(RawChange {
+                    key: key.clone(),
+                    value: None,
+                    revision: listing.revision,
+                });
+            }
+        }
+        self.reported = seen;
+        changes
+    }
+
+    /// Applies one watch event; `None` if it is older than what was already reported (a replay
+    /// after a re-watch) or deletes a key that was never reported.
+    pub fn apply_put(&mut self, kv: &KeyValue) -> Option<RawChange> {
+        if self
+            .reported
+            .get(&kv.key)
+            .is_some_and(|&rev| rev >= kv.mod_revision)
+        {
+            return None;
+        }
+        self.reported.insert(kv.key.clone(), kv.mod_revision);
+        Some(RawChange {
+            key: kv.key.clone(),
+            value: Some(kv.value.clone()),
+            revision: kv.mod_revision,
+        })
+    }
+
+    /// Applies one deletion at `revision`.
+    pub fn apply_delete(&mut self, key: &str, revision: i64) -> Option<RawChange> {
+        match self.reported.get(key) {
+            Some(&rev) if rev < revision => {
+                self.reported.remove(key);
+                Some(RawChange {
+                    key: key.to_string(),
+                    value: None,
+                    revision,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Decodes a stored value; the error text is reported with the key.
+pub type Decoder<T> = Arc<dyn Fn(&str, &[u8]) -> Result<T, String> + Send + Sync>;
+
+/// A running syncer. Dropping it stops the background task.
+#[derive(Debug)]
+pub struct Syncer<T> {
+    events: mpsc::Receiver<SyncEvent<T>>,
+    task: JoinHandle<()>,
+}
+
+impl<T> Drop for Syncer<T> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl<T: Send + 'static> Syncer<T> {
+    /// Starts syncing every key under `prefix`, decoding values with `decode`.
+    pub fn spawn(store: Store, prefix: impl Into<String>, decode: Decoder<T>) -> Self {
+        let (tx, events) = mpsc::channel(CHANNEL_CAPACITY);
+        let driver = Driver {
+            store,
+            prefix: prefix.into(),
+            decode,
+            tx,
+            snapshot: Snapshot::default(),
+            status: None,
+            revision: 0,
+        };
+        let task = tokio::spawn(driver.run());
+        Self { events, task }
+    }
+
+    /// The next event; `None` only if the background task has stopped.
+    pub async fn next(&mut self) -> Option<SyncEvent<T>> {
+        self.events.recv().await
+    }
+}
+
+impl Syncer<Vec<u8>> {
+    /// A syncer that delivers the stored bytes as they are.
+    pub fn spawn_raw(store: Store, prefix: impl Into<String>) -> Self {
+        Self::spawn(store, prefix, Arc::new(|_, value| Ok(value.to_vec())))
+    }
+}
+
+/// Why the consumer can no longer be served.
+struct ConsumerGone;
+
+/// How a watch ended.
+enum WatchEnd {
+    /// The connection failed; back off, then resume from the last delivered revision.
+    Disconnected(String),
+    /// etcd compacted past the revision we asked for; re-list at once.
+    Compacted(i64),
+}
+
+struct Driver<T> {
+    store: Store,
+    prefix: String,
+    decode: Decoder<T>,
+    tx: mpsc::Sender<SyncEvent<T>>,
+    snapshot: Snapshot,
+    status: Option<SyncStatus>,
+    /// Highest revision whose changes have all been delivered.
+    revision: i64,
+}
+
+impl<T: Send + 'static> Driver<T> {
+    async fn run(mut self) {
+        let _ = self.run_until_consumer_gone().await;
+    }
+
+    async fn run_until_consumer_gone(&mut self) -> Result<(), ConsumerGone> {
+        let mut backoff = BACKOFF_MIN;
+        // Where to resume watching after a disconnect; `None` means "list first".
+        let mut resume: Option<i64> = None;
+        self.set_status(SyncStatus::WaitForDatastore).await?;
+        loop {
+            let start_revision = match resume {
+                Some(revision) => revision + 1,
+                None => match self.store.list(&self.prefix).await {
+                    Ok(listing) => {
+                        self.set_status(SyncStatus::ResyncInProgress).await?;
+                        for change in self.snapshot.resync(&listing) {
+                            self.deliver(change).await?;
+                        }
+                        self.revision = listing.revision;
+                        self.set_status(SyncStatus::InSync).await?;
+                        info!(prefix = %self.prefix, revision = listing.revision, keys = self.snapshot.len(), "in sync");
+                        listing.revision + 1
+                    }
+                    Err(error) => {
+                        warn!(prefix = %self.prefix, %error, ?backoff, "etcd list failed; retrying");
+                        self.set_status(SyncStatus::WaitForDatastore).await?;
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        continue;
+                    }
+                },
+            };
+            match self.watch(start_revision, &mut backoff).await? {
+                WatchEnd::Compacted(compact_revision) => {
+                    warn!(prefix = %self.prefix, compact_revision, "watch start compacted; re-listing");
+                    resume = None;
+                }
+                WatchEnd::Disconnected(error) => {
+                    warn!(prefix = %self.prefix, %error, revision = self.revision, "watch lost; reconnecting");
+                    self.set_status(SyncStatus::WaitForDatastore).await?;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    // Resume from the last revision delivered: cheaper than a re-list, and if
+                    // etcd compacted meanwhile it says so and we re-list then.
+                    resume = Some(self.revision);
+                }
+            }
+        }
+    }
+
+    /// Watches from `start_revision` until the watch ends. Once the watch is established the
+    /// status is `InSync` (etcd replays everything after `start_revision` in order) and the
+    /// backoff is reset.
+    async fn watch(
+        &mut self,
+        start_revision: i64,
+        backoff: &mut Duration,
+    ) -> Result<WatchEnd, ConsumerGone> {
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(start_revision)
+            .with_progress_notify();
+        let mut client = self.store.client();
+        let mut stream = match client.watch(self.prefix.as_str(), Some(options)).await {
+            Ok(stream) => stream,
+            Err(e) => return Ok(WatchEnd::Disconnected(e.to_string())),
+        };
+        loop {
+            let response = match stream.message().await {
+                Ok(Some(response)) => response,
+                Ok(None) => return Ok(WatchEnd::Disconnected("watch stream closed".into())),
+                Err(e) => return Ok(WatchEnd::Disconnected(e.to_string())),
+            };
+            if response.canceled() {
+                if response.compact_revision() > 0 {
+                    return Ok(WatchEnd::Compacted(response.compact_revision()));
+                }
+                return Ok(WatchEnd::Disconnected(format!(
+                    "watch canceled: {}",
+                    response.cancel_reason()
+                )));
+            }
+            if response.created() {
+                *backoff = BACKOFF_MIN;
+                self.set_status(SyncStatus::InSync).await?;
+                continue;
+            }
+            if response.events().is_empty() {
+                // A progress notification: everything up to the header revision was delivered.
+                if let Some(header) = response.header() {
+                    self.revision = self.revision.max(header.revision());
+                }
+                continue;
+            }
+            for event in response.events() {
+                let Some(kv) = event.kv() else { continue };
+                self.revision = self.revision.max(kv.mod_revision());
+                let Ok(key) = kv.key_str() else {
+                    warn!(prefix = %self.prefix, "ignoring a non-UTF-8 key");
+                    continue;
+                };
+                let change = match event.event_type() {
+                    EventType::Put => self.snapshot.apply_put(&KeyValue {
+                        key: key.to_string(),
+                        value: kv.value().to_vec(),
+                        mod_revision: kv.mod_revision(),
+                        create_revision: kv.create_revision(),
+                    }),
+                    EventType::Delete => self.snapshot.apply_delete(key, kv.mod_revision()),
+                };
+                if let Some(change) = change {
+                    self.deliver(change).await?;
+                }
+            }
+        }
+    }
+
+    async fn deliver(&mut self, change: RawChange) -> Result<(), ConsumerGone> {
+        let value = match change.value {
+            None => None,
+            Some(bytes) => match (self.decode)(&change.key, &bytes) {
+                Ok(value) => Some(value),
+                Err(error) => {
+                    warn!(key = %change.key, revision = change.revision, %error, "undecodable value; treating as absent");
+                    self.send(SyncEvent::Invalid {
+                        key: change.key.clone(),
+                        revision: change.revision,
+                        error,
+                    })
+                    .await?;
+                    None
+                }
+            },
+        };
+        debug!(key = %change.key, revision = change.revision, present = value.is_some(), "update");
+        self.send(SyncEvent::Update(Update {
+            key: change.key,
+            value,
+            revision: change.revision,
+        }))
+        .await
+    }
+
+    async fn set_status(&mut self, status: SyncStatus) -> Result<(), ConsumerGone> {
+        if self.status == Some(status) {
+            return Ok(());
+        }
+        self.status = Some(status);
+        self.send(SyncEvent::Status(status)).await
+    }
+
+    async fn send(&self, event: SyncEvent<T>) -> Result<(), ConsumerGone> {
+        self.tx.send(event).await.map_err(|_| ConsumerGone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(key: &str, value: &str, rev: i64) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: value.as_bytes().to_vec(),
+            mod_revision: rev,
+            create_revision: rev,
+        }
+    }
+
+    fn listing(kvs: Vec<KeyValue>, revision: i64) -> Listing {
+        Listing { kvs, revision }
+    }
+
+    #[test]
+    fn first_resync_reports_every_key() {
+        let mut snap = Snapshot::default();
+        let changes = snap.resync(&listing(vec![kv("/a", "1", 2), kv("/b", "2", 3)], 3));
+        assert_eq!(changes.len(), 2);
+        assert!(changes.iter().all(|c| c.value.is_some()));
+        assert_eq!(snap.len(), 2);
+    }
+
+    #[test]
+    fn resync_reports_only_the_difference() {
+        let mut snap = Snapshot::default();
+        snap.resync(&listing(
+            vec![kv("/a", "1", 2), kv("/b", "2", 3), kv("/c", "3", 4)],
+            4,
+        ));
+        // /a unchanged, /b modified, /c deleted, /d new.
+        let changes = snap.resync(&listing(
+            vec![kv("/a", "1", 2), kv("/b", "22", 7), kv("/d", "4", 8)],
+            9,
+        ));
+        assert_eq!(
+            changes,
+            vec![
+                RawChange {
+                    key: "/b".into(),
+                    value: Some(b"22".to_vec()),
+                    revision: 7
+                },
+                RawChange {
+                    key: "/d".into(),
+                    value: Some(b"4".to_vec()),
+                    revision: 8
+                },
+                RawChange {
+                    key: "/c".into(),
+                    value: None,
+                    revision: 9
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn identical_resync_is_silent() {
+        let mut snap = Snapshot::default();
+        let l = listing(vec![kv("/a", "1", 2)], 5);
+        snap.resync(&l);
+        assert!(snap.resync(&l).is_empty());
+    }
+
+    #[test]
+    fn replayed_watch_events_are_dropped() {
+        let mut snap = Snapshot::default();
+        snap.resync(&listing(vec![kv("/a", "1", 5)], 5));
+        assert_eq!(snap.apply_put(&kv("/a", "1", 5)), None, "same revision");
+        assert_eq!(snap.apply_put(&kv("/a", "0", 4)), None, "older revision");
+        assert!(snap.apply_put(&kv("/a", "2", 6)).is_some());
+        assert_eq!(snap.apply_delete("/a", 6), None, "delete older than put");
+        assert!(snap.apply_delete("/a", 7).is_some());
+        assert_eq!(snap.apply_delete("/a", 8), None, "already gone");
+        assert_eq!(snap.apply_delete("/never", 9), None);
+        assert!(snap.is_empty());
+    }
+}
