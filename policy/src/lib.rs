@@ -1,10 +1,19 @@
 //! The policy engine: the single source of truth for what traffic is allowed.
 //!
-//! A pure library (no I/O, no clock): Calico's selector language ([`selector`]), the policy
-//! model with validation ([`model`]), the evaluator that explains its verdicts, and the compiler
-//! to abstract rules that `felix` renders into nftables.
+//! A pure library (no I/O, no clock):
+//! - [`selector`]: Calico's selector language (parse, evaluate, canonical form);
+//! - [`rule`] and [`model`]: the normalized, validated policy model (tiers, policies, profiles,
+//!   namespaces, endpoints, network sets);
+//! - [`evaluate`]: decides a flow in both directions and explains the verdict;
+//! - [`compile`] and [`ipset`]: per-endpoint abstract rule lists over named IP sets, with
+//!   incremental selector → IP-set membership, for `felix` to render.
 
+pub mod evaluate;
 mod fingerprint;
+pub mod model;
+pub mod rule;
 pub mod selector;
 
+pub use evaluate::{Flow, FlowVerdict, Peer, Verdict};
+pub use model::{Model, ModelError, ModelParts};
 pub use selector::{Selector, SelectorError};
