@@ -12,6 +12,6 @@
 //! Planned on top: `rr` (RFC 4456), `speaker` (the only code owning TCP sockets and the clock),
 //! `ctl` (BIRD control protocol). No module here reads the clock: every time value is passed in.
 
-//pub mod fsm;
+pub mod fsm;
 //pub mod rib;
 pub mod wire;
