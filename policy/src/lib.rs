@@ -8,8 +8,10 @@
 //! - [`compile`] and [`ipset`]: per-endpoint abstract rule lists over named IP sets, with
 //!   incremental selector → IP-set membership, for `felix` to render.
 
+pub mod compile;
 pub mod evaluate;
 mod fingerprint;
+pub mod ipset;
 pub mod model;
 pub mod rule;
 pub mod selector;
