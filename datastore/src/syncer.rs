@@ -8,12 +8,14 @@
 //! - Updates are eventually consistent per key; the last one for a key is the truth.
 //! - **No spurious deletes.** When etcd is unreachable the syncer reports `WaitForDatastore` and
 //!   keeps trying with backoff; it never reports keys as gone for that reason. When it gets
-//!   back it resumes the watch after the last revision it delivered, so the consumer sees
-//!   exactly the changes it missed, then `InSync` again.
-//! - If etcd compacted past that revision meanwhile, the watch is cancelled with
-//!   `compact_revision` (a message, not an error; crates.md §3). The syncer then re-lists at a
-//!   current revision and reports only the difference against what it reported before (changed
-//!   keys, new keys, keys really deleted), then watches from the listing's revision.
+//!   back it re-lists at a current revision and reports only the difference against what it
+//!   reported before (changed keys, new keys, keys really deleted meanwhile), then `InSync`
+//!   again, and watches from the listing's revision. Re-listing rather than resuming the old
+//!   watch is deliberate: it cannot be defeated by a compaction during the outage, and etcd
+//!   3.4 answers a watch progress request before a resumed watcher has caught up, so a resumed
+//!   watch has no reliable "caught up" signal to report `InSync` on.
+//! - A live watcher that falls behind a compaction is cancelled by etcd with
+//!   `compact_revision` (a message, not an error; crates.md §3); the syncer re-lists the same way.
 //! - A value that fails to decode is reported as [`SyncEvent::Invalid`] with its key and then
 //!   delivered as absent. The syncer never panics on content.
 //!
@@ -193,7 +195,6 @@ impl<T: Send + 'static> Syncer<T> {
             tx,
             snapshot: Snapshot::default(),
             status: None,
-            revision: 0,
         };
         let task = tokio::spawn(driver.run());
         Self { events, task }
@@ -217,9 +218,9 @@ struct ConsumerGone;
 
 /// How a watch ended.
 enum WatchEnd {
-    /// The connection failed; back off, then resume from the last delivered revision.
+    /// The connection failed; back off, then re-list.
     Disconnected(String),
-    /// etcd compacted past the revision we asked for; re-list at once.
+    /// The watcher fell behind a compaction; re-list at once.
     Compacted(i64),
 }
 
@@ -230,8 +231,6 @@ struct Driver<T> {
     tx: mpsc::Sender<SyncEvent<T>>,
     snapshot: Snapshot,
     status: Option<SyncStatus>,
-    /// Highest revision whose changes have all been delivered.
-    revision: i64,
 }
 
 impl<T: Send + 'static> Driver<T> {
@@ -241,62 +240,44 @@ impl<T: Send + 'static> Driver<T> {
 
     async fn run_until_consumer_gone(&mut self) -> Result<(), ConsumerGone> {
         let mut backoff = BACKOFF_MIN;
-        // Where to resume watching after a disconnect; `None` means "list first".
-        let mut resume: Option<i64> = None;
         self.set_status(SyncStatus::WaitForDatastore).await?;
         loop {
-            let start_revision = match resume {
-                Some(revision) => revision + 1,
-                None => match self.store.list(&self.prefix).await {
-                    Ok(listing) => {
-                        self.set_status(SyncStatus::ResyncInProgress).await?;
-                        for change in self.snapshot.resync(&listing) {
-                            self.deliver(change).await?;
-                        }
-                        self.revision = listing.revision;
-                        self.set_status(SyncStatus::InSync).await?;
-                        info!(prefix = %self.prefix, revision = listing.revision, keys = self.snapshot.len(), "in sync");
-                        listing.revision + 1
-                    }
-                    Err(error) => {
-                        warn!(prefix = %self.prefix, %error, ?backoff, "etcd list failed; retrying");
-                        self.set_status(SyncStatus::WaitForDatastore).await?;
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
-                        continue;
-                    }
-                },
-            };
-            match self.watch(start_revision, &mut backoff).await? {
-                WatchEnd::Compacted(compact_revision) => {
-                    warn!(prefix = %self.prefix, compact_revision, "watch start compacted; re-listing");
-                    resume = None;
-                }
-                WatchEnd::Disconnected(error) => {
-                    warn!(prefix = %self.prefix, %error, revision = self.revision, "watch lost; reconnecting");
+            let listing = match self.store.list(&self.prefix).await {
+                Ok(listing) => listing,
+                Err(error) => {
+                    warn!(prefix = %self.prefix, %error, ?backoff, "etcd list failed; retrying");
                     self.set_status(SyncStatus::WaitForDatastore).await?;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
-                    // Resume from the last revision delivered: cheaper than a re-list, and if
-                    // etcd compacted meanwhile it says so and we re-list then.
-                    resume = Some(self.revision);
+                    continue;
+                }
+            };
+            backoff = BACKOFF_MIN;
+            self.set_status(SyncStatus::ResyncInProgress).await?;
+            for change in self.snapshot.resync(&listing) {
+                self.deliver(change).await?;
+            }
+            self.set_status(SyncStatus::InSync).await?;
+            info!(prefix = %self.prefix, revision = listing.revision, keys = self.snapshot.len(), "in sync");
+            match self.watch(listing.revision + 1).await? {
+                WatchEnd::Compacted(compact_revision) => {
+                    warn!(prefix = %self.prefix, compact_revision, "watch fell behind a compaction; re-listing");
+                }
+                WatchEnd::Disconnected(error) => {
+                    warn!(prefix = %self.prefix, %error, "watch lost; re-listing after backoff");
+                    self.set_status(SyncStatus::WaitForDatastore).await?;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
         }
     }
 
-    /// Watches from `start_revision` until the watch ends. Once the watch is established the
-    /// status is `InSync` (etcd replays everything after `start_revision` in order) and the
-    /// backoff is reset.
-    async fn watch(
-        &mut self,
-        start_revision: i64,
-        backoff: &mut Duration,
-    ) -> Result<WatchEnd, ConsumerGone> {
+    /// Watches from `start_revision` until the watch ends.
+    async fn watch(&mut self, start_revision: i64) -> Result<WatchEnd, ConsumerGone> {
         let options = WatchOptions::new()
             .with_prefix()
-            .with_start_revision(start_revision)
-            .with_progress_notify();
+            .with_start_revision(start_revision);
         let mut client = self.store.client();
         let mut stream = match client.watch(self.prefix.as_str(), Some(options)).await {
             Ok(stream) => stream,
@@ -317,21 +298,8 @@ impl<T: Send + 'static> Driver<T> {
                     response.cancel_reason()
                 )));
             }
-            if response.created() {
-                *backoff = BACKOFF_MIN;
-                self.set_status(SyncStatus::InSync).await?;
-                continue;
-            }
-            if response.events().is_empty() {
-                // A progress notification: everything up to the header revision was delivered.
-                if let Some(header) = response.header() {
-                    self.revision = self.revision.max(header.revision());
-                }
-                continue;
-            }
             for event in response.events() {
                 let Some(kv) = event.kv() else { continue };
-                self.revision = self.revision.max(kv.mod_revision());
                 let Ok(key) = kv.key_str() else {
                     warn!(prefix = %self.prefix, "ignoring a non-UTF-8 key");
                     continue;
