@@ -29,7 +29,10 @@ pub enum HarnessError {
         stderr: String,
     },
     /// A long-running process exited while the harness expected it to run.
-    #[error("process `{name}` exited early ({status}); log {log:?}:\n{log_tail}")]
+    #[error(
+        "process `{name}` exited early ({status}); log {}:\n{log_tail}",
+        log.as_deref().map_or_else(|| "(none)".to_string(), |p| p.display().to_string())
+    )]
     ProcessExited {
         /// The name the process was registered under.
         name: String,

@@ -12,10 +12,11 @@
 //! | [`link`] | [`veth_pair`] between namespaces, [`Bridge`] with generated port names |
 //! | [`lab`] | [`Lab::star`]: switch namespace + N nodes on a per-process unique subnet |
 //! | [`process`] | [`ChildGuard`] (SIGTERM → SIGKILL → reap on drop), readiness waits, [`run_ok`] |
-//! | [`eventually`] | [`eventually`], [`eventually_ok`], [`assert_eventually!`] |
+//! | [`eventually`](mod@eventually) | [`eventually()`](fn@eventually), [`eventually_ok`], [`assert_eventually!`] |
 //! | [`bgp_config`] | [`BgpConfig`]: one peer description rendered for BIRD, GoBGP and FRR |
 //! | [`bird`], [`gobgp`], [`frr`] | [`Bird`], [`GoBgp`], [`Frr`] daemons inside a namespace |
 //! | [`etcd`] | a real etcd server or cluster |
+//! | [`proxy`] | a loopback TCP proxy that can be cut and restored (partition tests) |
 //! | [`error`] | [`HarnessError`] |
 //!
 //! # Example: BIRD and GoBGP exchange a route over a two-node underlay

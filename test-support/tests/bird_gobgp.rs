@@ -117,3 +117,45 @@ fn broken_bird_config_fails_fast_with_the_log() {
     .to_string();
     assert!(err.contains("syntax error"), "{err}");
 }
+
+#[test]
+fn daemons_and_namespaces_are_gone_after_a_panic() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let result = std::panic::catch_unwind(move || {
+        let lab = Lab::star(2).unwrap();
+        let bird = Bird::start_with(lab.node(0), &BgpConfig::new(lab.node(0).ip(), 64512)).unwrap();
+        let gobgp =
+            GoBgp::start_with(lab.node(1), &BgpConfig::new(lab.node(1).ip(), 64513)).unwrap();
+        let names: Vec<String> = lab.nodes().iter().map(|n| n.name().to_string()).collect();
+        tx.send((
+            names,
+            [bird.pid().unwrap(), gobgp.pid().unwrap()],
+            bird.socket().to_path_buf(),
+        ))
+        .unwrap();
+        panic!("scenario failed");
+    });
+    assert!(result.is_err());
+    let (names, pids, socket) = rx.recv().unwrap();
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "pid {pid} survived"
+        );
+    }
+    let left = test_support::netns::list_namespaces().unwrap();
+    for name in names {
+        assert!(!left.contains(&name), "{name} survived");
+    }
+    assert!(!socket.exists(), "BIRD's temp dir survived");
+}
+
+#[test]
+fn broken_gobgp_config_fails_fast_with_the_log() {
+    let lab = Lab::star(1).unwrap();
+    let err = GoBgp::start(lab.node(0), "[global.config]\n  as = \"not a number\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("gobgpd"), "{err}");
+    assert!(err.contains("exited early"), "{err}");
+}
