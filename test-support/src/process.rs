@@ -385,11 +385,11 @@ mod tests {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "echo 'config error: line 3' >&2; exit 2"]);
         let mut guard = ChildGuard::spawn("broken", &mut cmd, None).unwrap();
-        let start = Instant::now();
         let err = guard
-            .wait_for_file(Path::new("/nonexistent/socket"), Duration::from_secs(20))
+            .wait_for_file(Path::new("/nonexistent/socket"), Duration::from_secs(60))
             .unwrap_err();
-        assert!(start.elapsed() < Duration::from_secs(20));
+        // Fail-fast means the exit was noticed, not that the deadline ran out.
+        assert!(matches!(err, HarnessError::ProcessExited { .. }), "{err:?}");
         let text = err.to_string();
         assert!(text.contains("config error: line 3"), "{text}");
         assert!(text.contains("broken"), "{text}");
