@@ -128,6 +128,9 @@ impl Member {
             .arg("--initial-cluster-token")
             .arg(format!("vrouter-test-{}", std::process::id()))
             .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            // One `vrctl apply` is one transaction; vrouter's deployment docs raise etcd's
+            // default of 128 operations per transaction the same way.
+            .args(["--max-txn-ops", "10000", "--max-request-bytes", "10485760"])
             .args(["--logger", "zap", "--log-level", "warn"])
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
@@ -299,7 +302,9 @@ fn etcdctl(endpoints: &[String], args: &[&str]) -> Result<String, EtcdError> {
         .arg(format!("--endpoints={}", endpoints.join(",")))
         .args(args)
         .output()
-        .map_err(io("run etcdctl (is etcd-client installed? run `make deps`)"))?;
+        .map_err(io(
+            "run etcdctl (is etcd-client installed? run `make deps`)",
+        ))?;
     if !output.status.success() {
         return Err(EtcdError::Etcdctl {
             args: args.iter().map(|a| a.to_string()).collect(),
