@@ -462,3 +462,274 @@ pub fn resources_to_list_yaml(resources: &[Resource]) -> String {
     };
     yaml_serde::to_string(&list).expect("invariant: resources have string keys")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{IpPool, Namespace};
+    use super::*;
+
+    const POOL: &str = "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: pool1}\nspec: {cidr: 10.1.0.0/16}\n";
+
+    #[test]
+    fn multi_document_error_names_document_object_and_field() {
+        let text = format!(
+            "{POOL}---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata:\n  name: x\n\
+             spec:\n  ingress:\n  - action: Allow\n    foo: bar\n"
+        );
+        let err = parse_documents(&text).unwrap_err();
+        assert_eq!(err.index, 3);
+        assert_eq!(err.id.as_deref(), Some("NetworkPolicy/default/x"));
+        assert_eq!(err.path, "spec.ingress[0].foo");
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with(
+                "document 3 (NetworkPolicy/default/x): spec.ingress[0].foo: unknown field \"foo\", expected one of \"action\""
+            ),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_anywhere_are_errors_with_paths() {
+        let cases = [
+            (
+                "metadata: {name: p, colour: red}\nspec: {cidr: 10.0.0.0/8}",
+                "metadata.colour",
+            ),
+            (
+                "metadata: {name: p}\nspec: {cidr: 10.0.0.0/8, ipip: {enabled: true}}",
+                "spec.ipip",
+            ),
+            (
+                "metadata: {name: p}\nspec: {cidr: 10.0.0.0/8}\nstatus: {colour: red}",
+                "status.colour",
+            ),
+            (
+                "metadata: {name: p}\nspec: {cidr: 10.0.0.0/8}\nextra: 1",
+                "extra",
+            ),
+            (
+                "metadata: {name: p}\nspec: {cidr: 10.0.0.0/8, blockSize: big}",
+                "spec.blockSize",
+            ),
+            (
+                "metadata: {name: p, labels: {a: [1]}}\nspec: {cidr: 10.0.0.0/8}",
+                "metadata.labels.a",
+            ),
+        ];
+        for (body, path) in cases {
+            let text = format!("apiVersion: projectcalico.org/v3\nkind: IPPool\n{body}\n");
+            let err = parse_documents(&text).unwrap_err();
+            assert_eq!(err.path, path, "{err}");
+            assert_eq!(err.index, 1);
+            assert_eq!(err.id.as_deref(), Some("IPPool/p"));
+        }
+        let err = parse_documents(
+            "apiVersion: projectcalico.org/v3\nkind: IPPool\nspec: {cidr: 10.0.0.0/8}\n",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("missing field \"metadata\""), "{err}");
+    }
+
+    #[test]
+    fn unknown_types_are_named() {
+        let err = parse_documents(
+            "apiVersion: projectcalico.org/v3\nkind: Frobnicator\nmetadata: {name: a}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "document 1: unknown resource type: apiVersion \"projectcalico.org/v3\", kind \"Frobnicator\""
+        );
+        let err = parse_documents("apiVersion: v1\nkind: NetworkPolicy\nmetadata: {name: a}\n")
+            .unwrap_err();
+        assert!(
+            err.message.contains("\"v1\"") && err.message.contains("\"NetworkPolicy\""),
+            "{err}"
+        );
+        let err = parse_documents("kind: IPPool\nmetadata: {name: a}\n").unwrap_err();
+        assert_eq!(
+            (err.path.as_str(), err.message.as_str()),
+            ("apiVersion", "is required")
+        );
+        let err = parse_documents("apiVersion: 3\nkind: IPPool\n").unwrap_err();
+        assert_eq!(err.path, "apiVersion");
+        let err = parse_documents("- a\n- b\n").unwrap_err();
+        assert!(err.message.contains("found a sequence"), "{err}");
+    }
+
+    #[test]
+    fn empty_documents_are_skipped_but_counted() {
+        let text = format!("---\n---\n# only a comment\n---\n{POOL}---\n");
+        let docs = parse_located(&text).unwrap();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].0, 3);
+        assert_eq!(
+            docs[0].1,
+            Resource::IpPool(IpPool::new("pool1", "10.1.0.0/16"))
+        );
+        assert!(parse_documents("").unwrap().is_empty());
+        assert!(parse_documents("---\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn yaml_syntax_errors_name_the_document() {
+        let text =
+            format!("{POOL}---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: [unclosed\n");
+        let err = parse_documents(&text).unwrap_err();
+        assert_eq!(err.index, 2);
+        assert!(err.message.starts_with("invalid YAML"), "{err}");
+    }
+
+    #[test]
+    fn v1_list_with_mixed_items() {
+        let text = "apiVersion: v1
+kind: List
+metadata:
+  resourceVersion: \"\"
+items:
+- apiVersion: projectcalico.org/v3
+  kind: IPPool
+  metadata: {name: pool1}
+  spec: {cidr: 10.1.0.0/16}
+- apiVersion: v1
+  kind: Namespace
+  metadata: {name: web}
+";
+        let docs = parse_documents(text).unwrap();
+        assert_eq!(
+            docs,
+            [
+                Resource::IpPool(IpPool::new("pool1", "10.1.0.0/16")),
+                Resource::Namespace(Namespace::new("web"))
+            ]
+        );
+        let bad = text.replace(
+            "metadata: {name: web}",
+            "metadata: {name: web}\n  spec: {colour: red}",
+        );
+        let err = parse_documents(&bad).unwrap_err();
+        assert_eq!(err.path, "items[1].spec.colour");
+        assert_eq!(err.id.as_deref(), Some("Namespace/web"));
+        let err = parse_documents("apiVersion: v1\nkind: List\nitems: []\nextra: 1\n").unwrap_err();
+        assert_eq!(err.path, "extra");
+        let err = parse_documents("apiVersion: v1\nkind: List\nitems: {}\n").unwrap_err();
+        assert_eq!(err.path, "items");
+        assert!(
+            parse_documents("apiVersion: v1\nkind: List\nitems: []\n")
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn calicoctl_kind_list_fills_in_item_types() {
+        let text = "apiVersion: projectcalico.org/v3
+kind: IPPoolList
+metadata:
+  resourceVersion: \"1234\"
+items:
+- metadata: {name: pool1}
+  spec: {cidr: 10.1.0.0/16}
+- apiVersion: projectcalico.org/v3
+  kind: IPPool
+  metadata: {name: pool2}
+  spec: {cidr: 10.2.0.0/16}
+";
+        let docs = parse_documents(text).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].name(), "pool2");
+        let k8s = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicyList\nitems:\n- metadata: {name: a, namespace: b}\n  spec: {podSelector: {}}\n";
+        assert_eq!(
+            parse_documents(k8s).unwrap()[0].kind(),
+            Kind::K8sNetworkPolicy
+        );
+        let err = parse_documents("apiVersion: projectcalico.org/v3\nkind: FooList\nitems: []\n")
+            .unwrap_err();
+        assert!(err.message.contains("\"FooList\""), "{err}");
+    }
+
+    #[test]
+    fn json_object_and_array_input() {
+        let one = r#"{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"pool1"},"spec":{"cidr":"10.1.0.0/16"}}"#;
+        assert_eq!(
+            parse_documents(one).unwrap(),
+            [Resource::IpPool(IpPool::new("pool1", "10.1.0.0/16"))]
+        );
+        let many = format!(
+            r#"[{one}, {{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"web","bogus":1}}}}]"#
+        );
+        let err = parse_documents(&many).unwrap_err();
+        assert_eq!((err.index, err.path.as_str()), (2, "metadata.bogus"));
+        let err = parse_documents("{\"apiVersion\": ").unwrap_err();
+        assert!(err.message.starts_with("invalid JSON"), "{err}");
+        let list = r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"web"}}]}"#;
+        assert_eq!(
+            parse_documents(list).unwrap(),
+            [Resource::Namespace(Namespace::new("web"))]
+        );
+    }
+
+    #[test]
+    fn from_json_errors() {
+        let err = Resource::from_json("[]").unwrap_err();
+        assert_eq!(err.message, "expected a JSON object");
+        let err = Resource::from_json(r#"{"apiVersion":"v1","kind":"Pod"}"#).unwrap_err();
+        assert!(err.message.contains("\"Pod\""), "{err}");
+        let err = Resource::from_json(
+            r#"{"apiVersion":"projectcalico.org/v3","kind":"NetworkPolicy","metadata":{"name":"x","namespace":"web"},"spec":{"egress":[{"action":"Jump"}]}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.id.as_deref(), Some("NetworkPolicy/web/x"));
+        assert_eq!(err.path, "spec.egress[0].action");
+        assert!(
+            err.to_string().starts_with(
+                "(NetworkPolicy/web/x): spec.egress[0].action: unknown variant \"Jump\""
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn validation_errors_are_located() {
+        let text = format!(
+            "{POOL}---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {{name: p}}\nspec: {{cidr: 10.0.0.0/33}}\n"
+        );
+        assert_eq!(parse_documents(&text).unwrap().len(), 2);
+        let err = parse_and_validate_documents(&text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "document 2 (IPPool/p): spec.cidr: \"10.0.0.0/33\" is not a valid CIDR"
+        );
+        let np = "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: x}\nspec: {}\n";
+        let docs = parse_and_validate_documents(np).unwrap();
+        assert_eq!(docs[0].meta().namespace.as_deref(), Some("default"));
+    }
+
+    #[test]
+    fn printing_multi_document_and_lists_parses_back() {
+        let pools = vec![
+            Resource::IpPool(IpPool::new("pool1", "10.1.0.0/16")),
+            Resource::IpPool(IpPool::new("pool2", "10.2.0.0/16")),
+        ];
+        let yaml = resources_to_yaml(&pools);
+        assert_eq!(yaml.matches("---\n").count(), 1);
+        assert_eq!(parse_documents(&yaml).unwrap(), pools);
+
+        let list = resources_to_list_yaml(&pools);
+        assert!(
+            list.starts_with("apiVersion: projectcalico.org/v3\nkind: IPPoolList\nitems:\n"),
+            "{list}"
+        );
+        assert_eq!(parse_documents(&list).unwrap(), pools);
+
+        let mut mixed = pools.clone();
+        mixed.push(Resource::Namespace(Namespace::new("web")));
+        let list = resources_to_list_yaml(&mixed);
+        assert!(list.starts_with("apiVersion: v1\nkind: List\n"), "{list}");
+        assert_eq!(parse_documents(&list).unwrap(), mixed);
+        assert_eq!(parse_documents(&resources_to_list_yaml(&[])).unwrap(), []);
+        assert_eq!(resources_to_yaml(&[]), "");
+    }
+}
