@@ -1,2 +1,7 @@
 //! Operator CLIs: `vrctl` (calicoctl-compatible resource CLI over etcd) and `vrouterc`
-//! (birdc-like shell over the control socket). The binaries are added by their issues.
+//! (birdc-like shell over the control socket).
+//!
+//! [`vrctl`] holds one module per `vrctl` subcommand group; the binary in `src/bin/vrctl.rs`
+//! only parses arguments and dispatches.
+
+pub mod vrctl;

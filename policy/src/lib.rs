@@ -9,6 +9,7 @@
 //!   incremental selector → IP-set membership, for `felix` to render.
 
 pub mod compile;
+pub mod convert;
 pub mod evaluate;
 mod fingerprint;
 pub mod ipset;
