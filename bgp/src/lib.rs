@@ -13,5 +13,5 @@
 //! `ctl` (BIRD control protocol). No module here reads the clock: every time value is passed in.
 
 pub mod fsm;
-//pub mod rib;
+pub mod rib;
 pub mod wire;

@@ -508,6 +508,37 @@ fn encode_update(update: &Update, ctx: &CodecContext) -> Result<codec::UpdateMes
     })
 }
 
+/// Bytes the path-attribute section takes for an UPDATE of `family` carrying `attributes`
+/// and no NLRI (for IPv6 this includes an empty MP_REACH_NLRI with its next hop). Update
+/// packing adds NLRI to this until the message is full.
+pub fn attributes_len(
+    attributes: &PathAttributes,
+    family: Family,
+    ctx: &CodecContext,
+) -> Result<usize, EncodeError> {
+    let mut attrs = Vec::new();
+    match family {
+        Family::Ipv4Unicast => attrs.extend(attributes.to_codec(true)),
+        Family::Ipv6Unicast => {
+            let next_hop = attributes.mp_next_hop.ok_or(EncodeError::Unrepresentable {
+                field: "MP_REACH_NLRI",
+                detail: "IPv6 routes without an MP next hop".to_string(),
+            })?;
+            attrs.push(mp_reach(next_hop, Vec::new()));
+            attrs.extend(attributes.to_codec(false));
+        }
+    }
+    let mut buf = Vec::new();
+    codec::attribute::encode_path_attributes(
+        &attrs,
+        &mut buf,
+        ctx.four_octet_as,
+        ctx.add_path_send.contains(family),
+    )
+    .map_err(|e| EncodeError::from_codec(&e, ctx.max_message_len()))?;
+    Ok(buf.len())
+}
+
 /// Encodes `message` for a session with context `ctx` (header included).
 pub fn encode_message(message: &Message, ctx: &CodecContext) -> Result<Vec<u8>, EncodeError> {
     let (encoded, max) = match message {

@@ -30,7 +30,8 @@ pub use attribute::{
 pub use capability::{AddPathMode, AfiSafi, Capability, GracefulRestartCap, OtherCapability};
 pub use error::{AttributeError, Disposition, EncodeError, MessageError};
 pub use message::{
-    Message, Open, RouteRefresh, Update, decode_message, encode_message, frame_length,
+    Message, Open, RouteRefresh, Update, attributes_len, decode_message, encode_message,
+    frame_length,
 };
 pub use notification::Notification;
 
@@ -261,4 +262,4 @@ impl CodecContext {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
