@@ -320,10 +320,8 @@ impl Store {
         if let Some(tls) = &config.tls {
             let mut tls_options = TlsOptions::new();
             if let Some(ca) = &tls.ca_cert {
-                tls_options = tls_options.ca_certificate(Certificate::from_pem(read_pem(
-                    "CA certificate",
-                    ca,
-                )?));
+                tls_options = tls_options
+                    .ca_certificate(Certificate::from_pem(read_pem("CA certificate", ca)?));
             }
             if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
                 tls_options = tls_options.identity(Identity::from_pem(
@@ -573,9 +571,10 @@ impl Store {
 
     /// Compacts history up to `revision` (operators and tests; the syncer copes with it).
     pub async fn compact(&self, revision: i64) -> Result<(), DatastoreError> {
-        self.request("compact", |mut c| async move {
-            c.compact(revision, None).await
-        })
+        self.request(
+            "compact",
+            |mut c| async move { c.compact(revision, None).await },
+        )
         .await?;
         Ok(())
     }
@@ -639,7 +638,12 @@ mod tests {
         assert_eq!(endpoints, ["http://10.0.0.1:2379", "https://etcd-2:2379"]);
         assert!(EtcdConfig::new(endpoints).validate().is_ok());
         assert!(EtcdConfig::parse_endpoints(" , ").is_err());
-        for bad in ["10.0.0.1:2379", "http://10.0.0.1", "http://:2379", "ftp://a:1"] {
+        for bad in [
+            "10.0.0.1:2379",
+            "http://10.0.0.1",
+            "http://:2379",
+            "ftp://a:1",
+        ] {
             let err = EtcdConfig::new([bad]).validate().expect_err(bad);
             assert!(err.to_string().contains(bad), "{err}");
         }

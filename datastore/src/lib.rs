@@ -5,6 +5,8 @@
 //! - [`keys`]: the etcd key layout (design.md §4), in one place.
 //! - [`etcd`]: the only code that talks to etcd: connection (endpoints, TLS), CAS
 //!   create/update/delete and all-or-nothing transactions.
+//! - [`resource_store`]: typed get/list and calicoctl's create/replace/apply/delete of many
+//!   resources as one transaction.
 //! - [`syncer`]: list + watch of a prefix, delivering `(key, Option<value>, revision)` and
 //!   `InSync` with Felix's syncer contract (no spurious deletes, survives compaction and
 //!   etcd restarts).
@@ -12,4 +14,5 @@
 pub mod etcd;
 pub mod keys;
 pub mod resource;
+pub mod resource_store;
 pub mod syncer;

@@ -19,7 +19,10 @@ async fn cas_detects_conflicts() {
     let key = "/vrouter/resources/ippools/pool-a";
 
     let created = store.create(key, b"v1".to_vec()).await.expect("create");
-    let err = store.create(key, b"v1b".to_vec()).await.expect_err("second create");
+    let err = store
+        .create(key, b"v1b".to_vec())
+        .await
+        .expect_err("second create");
     assert!(matches!(err, DatastoreError::AlreadyExists { .. }), "{err}");
 
     let updated = store
@@ -45,7 +48,10 @@ async fn cas_detects_conflicts() {
 
     store.delete(key, updated).await.expect("delete");
     assert_eq!(store.get(key).await.expect("get"), None);
-    let err = store.update(key, b"x".to_vec(), updated).await.expect_err("gone");
+    let err = store
+        .update(key, b"x".to_vec(), updated)
+        .await
+        .expect_err("gone");
     assert!(matches!(err, DatastoreError::NotFound { .. }), "{err}");
 }
 
@@ -65,7 +71,10 @@ async fn fifty_writes_with_one_bad_write_nothing() {
             value: format!("v{i}").into_bytes(),
         })
         .collect();
-    let err = store.commit(&writes).await.expect_err("one create conflicts");
+    let err = store
+        .commit(&writes)
+        .await
+        .expect_err("one create conflicts");
     match &err {
         DatastoreError::AlreadyExists { key } => assert_eq!(key, "/vrouter/t/25"),
         other => panic!("expected AlreadyExists, got {other}"),
@@ -82,7 +91,11 @@ async fn fifty_writes_with_one_bad_write_nothing() {
     let listing = store.list("/vrouter/t/").await.expect("list");
     assert_eq!(listing.kvs.len(), 50);
     assert!(
-        listing.kvs.iter().filter(|kv| kv.key != "/vrouter/t/25").all(|kv| kv.mod_revision == revision),
+        listing
+            .kvs
+            .iter()
+            .filter(|kv| kv.key != "/vrouter/t/25")
+            .all(|kv| kv.mod_revision == revision),
         "all 49 landed in one revision"
     );
 }
@@ -100,7 +113,10 @@ async fn listing_pages_through_large_prefixes_at_one_revision() {
             .collect();
         store.commit(&writes).await.expect("batch");
     }
-    store.create("/vrouter/bigger", b"outside".to_vec()).await.expect("neighbour");
+    store
+        .create("/vrouter/bigger", b"outside".to_vec())
+        .await
+        .expect("neighbour");
     let listing = store.list("/vrouter/big/").await.expect("list");
     assert_eq!(listing.kvs.len(), 1200);
     let keys: Vec<&str> = listing.kvs.iter().map(|kv| kv.key.as_str()).collect();
@@ -114,14 +130,23 @@ async fn listing_pages_through_large_prefixes_at_one_revision() {
 async fn three_member_cluster_keeps_serving_with_one_member_killed() {
     let mut cluster = EtcdCluster::start(3).expect("cluster");
     let store = connect(cluster.endpoints()).await;
-    let rev = store.create("/vrouter/c/a", b"1".to_vec()).await.expect("create");
+    let rev = store
+        .create("/vrouter/c/a", b"1".to_vec())
+        .await
+        .expect("create");
     cluster.kill_member(0);
     for i in 0..20 {
         let key = format!("/vrouter/c/n{i}");
-        store.create(&key, b"x".to_vec()).await.expect("create with a member down");
+        store
+            .create(&key, b"x".to_vec())
+            .await
+            .expect("create with a member down");
         assert!(store.get(&key).await.expect("get").is_some());
     }
-    store.update("/vrouter/c/a", b"2".to_vec(), rev).await.expect("update");
+    store
+        .update("/vrouter/c/a", b"2".to_vec(), rev)
+        .await
+        .expect("update");
     assert_eq!(store.list("/vrouter/c/").await.expect("list").kvs.len(), 21);
 }
 
@@ -138,7 +163,11 @@ async fn unreachable_etcd_is_one_clear_error_within_seconds() {
     let err = Store::connect(&EtcdConfig::new([endpoint.clone()]))
         .await
         .expect_err("nothing listens");
-    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
     let text = err.to_string();
     assert!(matches!(err, DatastoreError::Unavailable { .. }), "{text}");
     assert!(text.contains(&endpoint), "{text}");
@@ -149,15 +178,28 @@ async fn unreachable_etcd_is_one_clear_error_within_seconds() {
 async fn leases_expire_keys() {
     let etcd = Etcd::start().expect("etcd");
     let store = connect(vec![etcd.endpoint()]).await;
-    let lease = store.grant_lease(Duration::from_secs(2)).await.expect("lease");
+    let lease = store
+        .grant_lease(Duration::from_secs(2))
+        .await
+        .expect("lease");
     store
         .put_with_lease("/vrouter/status/n1", b"up".to_vec(), lease)
         .await
         .expect("put");
     assert!(store.keep_alive(lease).await.expect("keepalive") > 0);
-    assert!(store.get("/vrouter/status/n1").await.expect("get").is_some());
+    assert!(
+        store
+            .get("/vrouter/status/n1")
+            .await
+            .expect("get")
+            .is_some()
+    );
     test_support_wait(Duration::from_secs(10), || async {
-        store.get("/vrouter/status/n1").await.expect("get").is_none()
+        store
+            .get("/vrouter/status/n1")
+            .await
+            .expect("get")
+            .is_none()
     })
     .await;
 }

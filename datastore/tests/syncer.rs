@@ -103,10 +103,19 @@ async fn start_of_day_then_live_changes() {
 
     let rev = store.create(&key("c"), b"3".to_vec()).await.expect("c");
     assert_eq!(live_update(&mut syncer).await, (key("c"), Some("3".into())));
-    store.update(&key("c"), b"33".to_vec(), rev).await.expect("c2");
-    assert_eq!(live_update(&mut syncer).await, (key("c"), Some("33".into())));
+    store
+        .update(&key("c"), b"33".to_vec(), rev)
+        .await
+        .expect("c2");
+    assert_eq!(
+        live_update(&mut syncer).await,
+        (key("c"), Some("33".into()))
+    );
     let a = store.get(&key("a")).await.expect("get").expect("a");
-    store.delete(&key("a"), a.mod_revision).await.expect("del a");
+    store
+        .delete(&key("a"), a.mod_revision)
+        .await
+        .expect("del a");
     assert_eq!(live_update(&mut syncer).await, (key("a"), None));
 }
 
@@ -116,7 +125,10 @@ async fn compaction_while_disconnected_resyncs_without_phantoms() {
     let proxy = TcpProxy::start(&etcd.endpoint()).expect("proxy");
     let direct = connect(etcd.endpoint()).await;
     for name in ["keep", "change", "remove"] {
-        direct.create(&key(name), b"v1".to_vec()).await.expect("seed");
+        direct
+            .create(&key(name), b"v1".to_vec())
+            .await
+            .expect("seed");
     }
     let via_proxy = connect(proxy.url()).await;
     let mut syncer = Syncer::spawn_raw(via_proxy, PREFIX);
@@ -127,22 +139,37 @@ async fn compaction_while_disconnected_resyncs_without_phantoms() {
     // past every revision it has seen.
     proxy.cut();
     wait_status(&mut syncer, SyncStatus::WaitForDatastore).await;
-    let change = direct.get(&key("change")).await.expect("get").expect("present");
+    let change = direct
+        .get(&key("change"))
+        .await
+        .expect("get")
+        .expect("present");
     direct
         .update(&key("change"), b"v2".to_vec(), change.mod_revision)
         .await
         .expect("change");
-    let remove = direct.get(&key("remove")).await.expect("get").expect("present");
+    let remove = direct
+        .get(&key("remove"))
+        .await
+        .expect("get")
+        .expect("present");
     direct
         .delete(&key("remove"), remove.mod_revision)
         .await
         .expect("remove");
-    direct.create(&key("new"), b"v1".to_vec()).await.expect("new");
+    direct
+        .create(&key("new"), b"v1".to_vec())
+        .await
+        .expect("new");
     // Churn that nets out to nothing must not surface either.
-    let tmp = direct.create(&key("tmp"), b"x".to_vec()).await.expect("tmp");
+    let tmp = direct
+        .create(&key("tmp"), b"x".to_vec())
+        .await
+        .expect("tmp");
     direct.delete(&key("tmp"), tmp).await.expect("tmp gone");
     let now = direct.current_revision().await.expect("revision");
-    etcd.etcdctl(&["compact", &now.to_string()]).expect("etcdctl compact");
+    etcd.etcdctl(&["compact", &now.to_string()])
+        .expect("etcdctl compact");
 
     proxy.restore();
     let resynced = updates_until(&mut syncer, SyncStatus::InSync).await;
@@ -157,8 +184,14 @@ async fn compaction_while_disconnected_resyncs_without_phantoms() {
     );
 
     // And it keeps watching after the resync.
-    direct.create(&key("after"), b"v1".to_vec()).await.expect("after");
-    assert_eq!(live_update(&mut syncer).await, (key("after"), Some("v1".into())));
+    direct
+        .create(&key("after"), b"v1".to_vec())
+        .await
+        .expect("after");
+    assert_eq!(
+        live_update(&mut syncer).await,
+        (key("after"), Some("v1".into()))
+    );
 }
 
 #[tokio::test]
@@ -169,7 +202,10 @@ async fn etcd_restart_brings_no_spurious_deletes() {
         store.create(&key(name), b"1".to_vec()).await.expect("seed");
     }
     let mut syncer = Syncer::spawn_raw(store.clone(), PREFIX);
-    assert_eq!(updates_until(&mut syncer, SyncStatus::InSync).await.len(), 2);
+    assert_eq!(
+        updates_until(&mut syncer, SyncStatus::InSync).await.len(),
+        2
+    );
 
     etcd.kill();
     wait_status(&mut syncer, SyncStatus::WaitForDatastore).await;
@@ -183,7 +219,10 @@ async fn etcd_restart_brings_no_spurious_deletes() {
     etcd.restart().expect("restart");
     wait_status(&mut syncer, SyncStatus::InSync).await;
 
-    store.create(&key("c"), b"1".to_vec()).await.expect("c after restart");
+    store
+        .create(&key("c"), b"1".to_vec())
+        .await
+        .expect("c after restart");
     assert_eq!(live_update(&mut syncer).await, (key("c"), Some("1".into())));
 }
 
@@ -191,8 +230,14 @@ async fn etcd_restart_brings_no_spurious_deletes() {
 async fn undecodable_values_are_reported_and_absent() {
     let etcd = Etcd::start().expect("etcd");
     let store = connect(etcd.endpoint()).await;
-    store.create(&key("good"), b"7".to_vec()).await.expect("good");
-    store.create(&key("bad"), b"seven".to_vec()).await.expect("bad");
+    store
+        .create(&key("good"), b"7".to_vec())
+        .await
+        .expect("good");
+    store
+        .create(&key("bad"), b"seven".to_vec())
+        .await
+        .expect("bad");
     let decode = Arc::new(|_key: &str, value: &[u8]| {
         std::str::from_utf8(value)
             .ok()
@@ -216,7 +261,10 @@ async fn undecodable_values_are_reported_and_absent() {
             SyncEvent::Invalid { key, error, .. } => invalid.push((key, error)),
         }
     }
-    assert_eq!(values, BTreeMap::from([(key("good"), Some(7)), (key("bad"), None)]));
+    assert_eq!(
+        values,
+        BTreeMap::from([(key("good"), Some(7)), (key("bad"), None)])
+    );
     assert_eq!(invalid.len(), 1);
     assert_eq!(invalid[0].0, key("bad"));
     assert!(invalid[0].1.contains("seven"), "{}", invalid[0].1);
