@@ -12,6 +12,7 @@
 //!   etcd restarts).
 
 pub mod etcd;
+pub mod ipam;
 pub mod keys;
 pub mod resource;
 pub mod resource_store;
