@@ -1,4 +1,8 @@
 //! `vrctl` subcommand groups, one module each (add siblings such as `apply.rs`, `get.rs` here
 //! and a variant in `src/bin/vrctl.rs`).
 
+pub mod connection;
+pub mod manifest;
+pub mod output;
 pub mod policy;
+pub mod resources;
