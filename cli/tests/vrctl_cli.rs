@@ -192,7 +192,12 @@ fn version_help_and_completion() {
         assert!(script.contains("apply"), "{shell}");
     }
     let out = run(vrctl().args(["completion", "tcsh"]));
-    assert_eq!(out.status.code(), Some(2), "clap usage errors exit 2");
+    assert_eq!(out.status.code(), Some(1), "usage errors are invalid input");
+    assert!(text(&out.stderr).contains("tcsh"));
+    let out = run(vrctl().args(["delete", "ippool"]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let out = run(vrctl().arg("--version"));
+    assert_eq!(out.status.code(), Some(0));
     // The policy subcommand still works next to the resource verbs.
     let out = run(vrctl().args(["policy", "selector", "app == 'web'", "--labels", "app=web"]));
     assert_eq!(out.status.code(), Some(0));

@@ -1,13 +1,14 @@
 //! `vrctl`: the operator CLI. Each subcommand group lives in `cli::vrctl::<group>`; this file
-//! only parses arguments and maps results to exit codes: 0 ok, 1 invalid input or rejected
-//! write, 2 datastore unreachable (`cli::vrctl::connection::exit_code_for`), and whatever a
-//! group returns itself (`policy test`: 3 = deny). Errors print as one `error: …` line.
+//! only parses arguments and maps results to exit codes: 0 ok, 1 invalid input (usage errors
+//! included) or rejected write, 2 datastore unreachable
+//! (`cli::vrctl::connection::exit_code_for`), and whatever a group returns itself
+//! (`policy test`: 3 = deny). Errors print as one `error: …` line.
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use cli::vrctl;
-use cli::vrctl::connection::{ConnectionArgs, error_line, exit_code_for};
+use cli::vrctl::connection::{ConnectionArgs, EXIT_INVALID, error_line, exit_code_for};
 use cli::vrctl::resources::{DeleteArgs, GetArgs, WriteArgs};
 use datastore::resource_store::Verb;
 
@@ -63,7 +64,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors are invalid input (exit 1, not clap's 2, which means "etcd unreachable"
+    // here); `--help` and `--version` exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Nothing useful is left to do if stderr itself is gone.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_INVALID } else { 0 });
+        }
+    };
     let connection = &cli.connection;
     let result = match cli.command {
         Command::Apply(args) => vrctl::resources::write_files(connection, Verb::Apply, &args),
