@@ -181,12 +181,27 @@ pub fn error_line(error: &anyhow::Error) -> String {
             _ => None,
         }
     });
-    match unavailable {
-        Some(DatastoreError::Unavailable { endpoints, reason }) => {
-            format!("etcd is unreachable at {endpoints}: {}", gist(reason))
-        }
-        _ => format!("{error:#}"),
+    if let Some(DatastoreError::Unavailable { endpoints, reason }) = unavailable {
+        return format!("etcd is unreachable at {endpoints}: {}", gist(reason));
     }
+    let too_big = error.chain().any(|cause| {
+        let refused = match (
+            cause.downcast_ref::<DatastoreError>(),
+            cause.downcast_ref::<ResourceError>(),
+        ) {
+            (Some(DatastoreError::Etcd(m)), _)
+            | (_, Some(ResourceError::Datastore(DatastoreError::Etcd(m)))) => m,
+            _ => return false,
+        };
+        refused.contains("too many operations in txn")
+    });
+    if too_big {
+        return "etcd refused the transaction: it has more operations than etcd's \
+                --max-txn-ops allows (128 by default); nothing was written. Raise the \
+                limit on the etcd members or split the input"
+            .to_string();
+    }
+    format!("{error:#}")
 }
 
 /// The operator-relevant part of a transport error.
@@ -296,6 +311,13 @@ mod tests {
             error_line(&anyhow!("inner").context("outer")),
             "outer: inner"
         );
+        let too_big = ResourceError::Datastore(DatastoreError::Etcd(
+            "grpc request error: message: \"etcdserver: too many operations in txn request\""
+                .into(),
+        ));
+        let line = error_line(&anyhow!(too_big));
+        assert!(line.contains("--max-txn-ops"), "{line}");
+        assert!(line.contains("nothing was written"), "{line}");
     }
 
     #[test]
