@@ -209,6 +209,27 @@ impl Session {
         }
     }
 
+    /// Takes over the graceful-restart state (stale families, restart and stale-path timers)
+    /// of `previous`, an earlier session to the same peer that this one replaces (for example
+    /// the winner of a collision, or a fresh object for a reconnecting peer). `previous` keeps
+    /// no GR state afterwards; the outputs arm this session's copies of the timers.
+    pub fn inherit_graceful_restart(&mut self, previous: &mut Session) -> Vec<Output> {
+        let mut out = Vec::new();
+        let mut discarded = Vec::new();
+        let mut stale = self.stale;
+        for family in std::mem::take(&mut previous.stale).iter() {
+            stale.insert(family);
+        }
+        self.stale = stale;
+        for timer in [Timer::Restart, Timer::StalePath] {
+            if let Some(deadline) = previous.timers.deadline(timer) {
+                previous.timers.stop(&mut discarded, timer);
+                self.timers.arm_at(&mut out, timer, deadline);
+            }
+        }
+        out
+    }
+
     /// Feeds one event at time `now` and returns what to do.
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Output> {
         let mut out = Vec::new();

@@ -27,6 +27,12 @@ impl Timers {
         out.push(Output::ArmTimer { timer, deadline });
     }
 
+    /// Arms `timer` at an absolute deadline.
+    pub(crate) fn arm_at(&mut self, out: &mut Vec<Output>, timer: Timer, deadline: Instant) {
+        self.deadlines[timer.index()] = Some(deadline);
+        out.push(Output::ArmTimer { timer, deadline });
+    }
+
     /// Stops `timer` if it is running.
     pub(crate) fn stop(&mut self, out: &mut Vec<Output>, timer: Timer) {
         if self.deadlines[timer.index()].take().is_some() {

@@ -298,9 +298,25 @@ fn decode_update(
         match attr {
             codec::PathAttribute::MpReachNlri(mp) if unicast_family(mp.afi, mp.safi).is_some() => {
                 out.announced.extend(mp_nlri(&mp.announced));
+                let mut link_local = mp.link_local_next_hop;
+                // RFC 2545 §3: the second next hop of a 32-octet field is link-local. Anything
+                // else is an invalid next hop: treat-as-withdraw (RFC 7606 §7.11, §7.3).
+                if link_local.is_some_and(|ll| !is_link_local(ll)) {
+                    link_local = None;
+                    out.errors.push(AttributeError {
+                        type_code: 14,
+                        disposition: Disposition::TreatAsWithdraw,
+                        notification: Notification::new(
+                            Notification::UPDATE_MESSAGE,
+                            9,
+                            Vec::new(),
+                        ),
+                        reason: "MP_REACH_NLRI second next hop is not link-local".to_string(),
+                    });
+                }
                 out.attributes.mp_next_hop = Some(MpNextHop {
                     global: mp.next_hop,
-                    link_local: mp.link_local_next_hop,
+                    link_local,
                 });
             }
             codec::PathAttribute::MpUnreachNlri(mp) => {
@@ -389,6 +405,10 @@ fn decode_update(
     Ok(out)
 }
 
+fn is_link_local(addr: std::net::Ipv6Addr) -> bool {
+    addr.segments()[0] & 0xffc0 == 0xfe80
+}
+
 fn disposition(d: codec::ErrorDisposition) -> Disposition {
     match d {
         codec::ErrorDisposition::AttributeDiscard => Disposition::AttributeDiscard,
@@ -412,21 +432,32 @@ fn mp_unreach(family: Family, withdrawn: Vec<codec::NlriEntry>) -> codec::PathAt
     }))
 }
 
-fn mp_reach(next_hop: MpNextHop, announced: Vec<codec::NlriEntry>) -> codec::PathAttribute {
+fn mp_reach(
+    next_hop: MpNextHop,
+    announced: Vec<codec::NlriEntry>,
+) -> Result<codec::PathAttribute, EncodeError> {
+    if next_hop.link_local.is_some_and(|ll| !is_link_local(ll)) {
+        return Err(EncodeError::Unrepresentable {
+            field: "MP_REACH_NLRI",
+            detail: "second next hop is not link-local".to_string(),
+        });
+    }
     let (afi, safi) = codec_family(Family::Ipv6Unicast);
-    codec::PathAttribute::MpReachNlri(Box::new(codec::MpReachNlri {
-        afi,
-        safi,
-        next_hop: next_hop.global,
-        link_local_next_hop: next_hop.link_local,
-        announced,
-        flowspec_announced: Vec::new(),
-        evpn_announced: Vec::new(),
-        bgpls_announced: Vec::new(),
-        vpn_announced: Vec::new(),
-        labeled_announced: Vec::new(),
-        rtc_announced: Vec::new(),
-    }))
+    Ok(codec::PathAttribute::MpReachNlri(Box::new(
+        codec::MpReachNlri {
+            afi,
+            safi,
+            next_hop: next_hop.global,
+            link_local_next_hop: next_hop.link_local,
+            announced,
+            flowspec_announced: Vec::new(),
+            evpn_announced: Vec::new(),
+            bgpls_announced: Vec::new(),
+            vpn_announced: Vec::new(),
+            labeled_announced: Vec::new(),
+            rtc_announced: Vec::new(),
+        },
+    )))
 }
 
 fn codec_prefix(prefix: Prefix) -> codec::Prefix {
@@ -487,7 +518,7 @@ fn encode_update(update: &Update, ctx: &CodecContext) -> Result<codec::UpdateMes
                 field: "MP_REACH_NLRI",
                 detail: "IPv6 routes without an MP next hop".to_string(),
             })?;
-        attrs.push(mp_reach(next_hop, v6_announced));
+        attrs.push(mp_reach(next_hop, v6_announced)?);
     }
     if !update.announced.is_empty() {
         attrs.extend(update.attributes.to_codec(!v4_announced.is_empty()));
@@ -524,7 +555,7 @@ pub fn attributes_len(
                 field: "MP_REACH_NLRI",
                 detail: "IPv6 routes without an MP next hop".to_string(),
             })?;
-            attrs.push(mp_reach(next_hop, Vec::new()));
+            attrs.push(mp_reach(next_hop, Vec::new())?);
             attrs.extend(attributes.to_codec(false));
         }
     }

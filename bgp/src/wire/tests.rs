@@ -8,6 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::*;
 
+mod captured;
+
 pub(crate) fn hex(s: &str) -> Vec<u8> {
     assert!(s.len().is_multiple_of(2), "odd hex length");
     (0..s.len())
@@ -459,6 +461,31 @@ fn shutdown_communication_round_trips() {
         decode_message(&bytes, &CodecContext::default()).unwrap(),
         Message::Notification(n)
     );
+}
+
+#[test]
+fn non_link_local_second_next_hop_is_treat_as_withdraw() {
+    // Found by the bgp_decode fuzz target: an IPv6 MP_REACH with a 32-octet next hop whose
+    // second address is not link-local (the codec refuses to re-encode it).
+    let mut bytes = hex(IPV6_MP_REACH);
+    bytes[30] = 0x20; // next-hop length 32: the following 16 bytes become the second address
+    let Message::Update(u) = decode_message(&bytes, &ibgp()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.disposition(), Some(Disposition::TreatAsWithdraw));
+    assert!(u.announced.is_empty());
+    let again = encode_message(&Message::Update(u), &ibgp()).unwrap();
+    assert!(decode_message(&again, &ibgp()).is_ok());
+    let bad = MpNextHop {
+        global: "fd00::1".parse().unwrap(),
+        link_local: Some("fd00::2".parse().unwrap()),
+    };
+    let attrs = PathAttributes {
+        mp_next_hop: Some(bad),
+        ..PathAttributes::default()
+    };
+    let update = Update::announce(attrs, vec![Nlri::new(p("fd10::/64"))]);
+    assert!(encode_message(&Message::Update(update), &ibgp()).is_err());
 }
 
 #[test]

@@ -448,3 +448,33 @@ fn codec_context_is_default_until_open_confirm() {
             .contains(Family::Ipv4Unicast)
     );
 }
+
+#[test]
+fn gr_state_moves_to_the_session_that_replaces_the_old_one() {
+    let mut h = established();
+    h.step(10, Input::TcpConnectionFails);
+    let mut fresh = Session::new(SessionConfig {
+        passive: true,
+        ..config()
+    });
+    let out = fresh.inherit_graceful_restart(&mut h.session);
+    assert_eq!(
+        out,
+        vec![Output::ArmTimer {
+            timer: Timer::Restart,
+            deadline: h.at(130)
+        }]
+    );
+    assert!(h.session.stale_families().is_empty());
+    assert_eq!(fresh.stale_families(), FamilySet::of(&Family::ALL));
+    // The peer comes back on the new session and finishes with End-of-RIB.
+    fresh.handle(h.at(20), Input::ManualStart);
+    fresh.handle(h.at(20), Input::TcpConnected(Direction::Incoming));
+    fresh.handle(
+        h.at(20),
+        Input::Message(Message::Open(peer_open(AS, PEER_ID, 90))),
+    );
+    let out = fresh.handle(h.at(20), Input::Message(Message::Keepalive));
+    assert!(out.contains(&Output::StopTimer(Timer::Restart)));
+    assert_eq!(armed(&out, Timer::StalePath), Some(h.at(140)));
+}
