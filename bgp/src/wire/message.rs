@@ -520,7 +520,19 @@ fn encode_update(update: &Update, ctx: &CodecContext) -> Result<codec::UpdateMes
             })?;
         attrs.push(mp_reach(next_hop, v6_announced)?);
     }
-    if !update.announced.is_empty() {
+    if !v4_announced.is_empty() && update.attributes.next_hop.is_none() {
+        // IPv4 NLRI received in MP_REACH carry their next hop there; we send IPv4 in the body,
+        // which needs NEXT_HOP (RFC 4271 §5.1.3). An IPv6 next hop (RFC 8950) is not supported.
+        let Some(IpAddr::V4(next_hop)) = update.attributes.mp_next_hop.map(|nh| nh.global) else {
+            return Err(EncodeError::Unrepresentable {
+                field: "NEXT_HOP",
+                detail: "IPv4 routes without an IPv4 next hop".to_string(),
+            });
+        };
+        let mut attributes = update.attributes.clone();
+        attributes.next_hop = Some(next_hop);
+        attrs.extend(attributes.to_codec(true));
+    } else if !update.announced.is_empty() {
         attrs.extend(update.attributes.to_codec(!v4_announced.is_empty()));
     }
     let mut path_attributes = Vec::new();

@@ -489,6 +489,29 @@ fn non_link_local_second_next_hop_is_treat_as_withdraw() {
 }
 
 #[test]
+fn ipv4_routes_need_an_ipv4_next_hop_to_be_encoded() {
+    let mut attrs = PathAttributes::default();
+    let update = |a: &PathAttributes| {
+        Message::Update(Update::announce(
+            a.clone(),
+            vec![Nlri::new(p("10.1.0.0/24"))],
+        ))
+    };
+    assert!(encode_message(&update(&attrs), &ibgp()).is_err());
+    // An IPv4 next hop that arrived in MP_REACH_NLRI moves to the body NEXT_HOP.
+    attrs.mp_next_hop = Some(MpNextHop {
+        global: "10.0.0.7".parse().unwrap(),
+        link_local: None,
+    });
+    let bytes = encode_message(&update(&attrs), &ibgp()).unwrap();
+    let Message::Update(back) = decode_message(&bytes, &ibgp()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(back.attributes.next_hop, Some(Ipv4Addr::new(10, 0, 0, 7)));
+    assert!(back.errors.is_empty());
+}
+
+#[test]
 fn prefix_parsing_masks_host_bits_and_rejects_bad_lengths() {
     assert_eq!(p("10.244.3.7/26").to_string(), "10.244.3.0/26");
     assert_eq!(p("fd10::1/64").to_string(), "fd10::/64");
