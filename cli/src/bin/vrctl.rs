@@ -81,7 +81,7 @@ fn main() -> ExitCode {
         Command::Replace(args) => vrctl::resources::write_files(connection, Verb::Replace, &args),
         Command::Delete(args) => vrctl::resources::delete(connection, &args),
         Command::Get(args) => vrctl::resources::get(connection, &args),
-        Command::Policy(args) => vrctl::policy::run(args),
+        Command::Policy(args) => vrctl::policy::run(args, connection),
         Command::Version => {
             vrctl::output::emit(&format!("vrctl {}\n", env!("CARGO_PKG_VERSION"))).map(|()| 0)
         }

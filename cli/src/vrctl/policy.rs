@@ -9,10 +9,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
+use datastore::resource::Kind;
+use datastore::resource_store::ResourceStore;
 use policy::convert::model_from_resources;
 use policy::model::{EndpointId, Labels};
 use policy::rule::Protocol;
 use policy::{Flow, Model, Peer, Selector, Verdict};
+
+use super::connection::ConnectionArgs;
+use super::resources::runtime;
 
 /// Exit code for a denied flow.
 pub const EXIT_DENY: u8 = 3;
@@ -71,7 +76,8 @@ pub struct TestArgs {
 }
 
 /// Runs a `vrctl policy` command, printing to stdout; returns the process exit code.
-pub fn run(args: PolicyArgs) -> anyhow::Result<u8> {
+/// `connection` is used only when the model comes from the datastore.
+pub fn run(args: PolicyArgs, connection: &ConnectionArgs) -> anyhow::Result<u8> {
     match args.command {
         PolicyCommand::Selector { expr, labels } => {
             let selector = Selector::parse(&expr)?;
@@ -84,7 +90,7 @@ pub fn run(args: PolicyArgs) -> anyhow::Result<u8> {
             println!("{verdict}\ncanonical: {}", selector.canonical());
             Ok(0)
         }
-        PolicyCommand::Test(t) => test(&t),
+        PolicyCommand::Test(t) => test(&t, connection),
     }
 }
 
@@ -127,13 +133,38 @@ fn load_files(files: &[PathBuf]) -> anyhow::Result<Model> {
     Ok(model_from_resources(&resources)?)
 }
 
-fn test(t: &TestArgs) -> anyhow::Result<u8> {
-    if t.files.is_empty() {
-        bail!(
-            "reading the model from the datastore is not available yet; pass the model with -f <file>"
-        );
-    }
-    let model = load_files(&t.files)?;
+/// The kinds a flow decision depends on.
+const MODEL_KINDS: [Kind; 9] = [
+    Kind::Namespace,
+    Kind::WorkloadEndpoint,
+    Kind::NetworkSet,
+    Kind::GlobalNetworkSet,
+    Kind::Tier,
+    Kind::Profile,
+    Kind::NetworkPolicy,
+    Kind::GlobalNetworkPolicy,
+    Kind::K8sNetworkPolicy,
+];
+
+/// Reads every resource the model needs from the datastore (all namespaces).
+fn load_datastore(connection: &ConnectionArgs) -> anyhow::Result<Model> {
+    let resources = runtime()?.block_on(async {
+        let store = ResourceStore::new(connection.connect().await?);
+        let mut resources = Vec::new();
+        for kind in MODEL_KINDS {
+            resources.extend(store.list(kind, None).await?);
+        }
+        anyhow::Ok(resources)
+    })?;
+    Ok(model_from_resources(&resources)?)
+}
+
+fn test(t: &TestArgs, connection: &ConnectionArgs) -> anyhow::Result<u8> {
+    let model = if t.files.is_empty() {
+        load_datastore(connection)?
+    } else {
+        load_files(&t.files)?
+    };
     let protocol = Protocol::parse(&t.protocol)?;
     if protocol.supports_ports() && t.port.is_none() {
         bail!("--port is required for {protocol}");

@@ -64,7 +64,8 @@ pub struct GetArgs {
     pub output: Format,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// A single-threaded runtime for one command's datastore calls.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
