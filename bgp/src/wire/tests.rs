@@ -326,6 +326,49 @@ fn local_pref_length_overrun_is_treat_as_withdraw() {
 }
 
 #[test]
+fn malformed_aggregator_is_attribute_discard_and_keeps_the_route() {
+    // AGGREGATOR of length 3 (must be 8 with 4-octet AS): RFC 7606 §7.7.
+    let attrs = [&ORIGIN[..], &AS_PATH, &NH, &LP, &[0xc0, 7, 3, 1, 2, 3]].concat();
+    let Message::Update(u) =
+        decode_message(&raw_update(&[], &attrs, &[24, 10, 1, 2]), &ibgp()).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(u.disposition(), Some(Disposition::AttributeDiscard));
+    assert_eq!(u.announced, vec![Nlri::new(p("10.1.2.0/24"))]);
+    assert!(u.withdrawn.is_empty());
+    assert_eq!(u.attributes.aggregator, None);
+    assert_eq!(u.errors[0].type_code, 7);
+    assert_eq!(u.errors[0].notification.code, 3);
+}
+
+#[test]
+fn malformed_local_pref_from_ebgp_is_discarded_but_from_ibgp_withdraws() {
+    let attrs = [
+        &ORIGIN[..],
+        &[0x40, 2, 6, 2, 1, 0, 0, 0xfd, 0xe9],
+        &NH,
+        &[0x40, 5, 2, 0, 100],
+    ]
+    .concat();
+    let msg = raw_update(&[], &attrs, &[24, 10, 1, 2]);
+    let ebgp = CodecContext {
+        four_octet_as: true,
+        ..CodecContext::default()
+    };
+    let Message::Update(u) = decode_message(&msg, &ebgp).unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.disposition(), Some(Disposition::AttributeDiscard));
+    assert_eq!(u.announced.len(), 1);
+    let Message::Update(u) = decode_message(&msg, &ibgp()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.disposition(), Some(Disposition::TreatAsWithdraw));
+    assert!(u.announced.is_empty());
+}
+
+#[test]
 fn bad_marker_is_connection_not_synchronized() {
     let mut bytes = hex(IPV4_EOR);
     bytes[..16].fill(0);
