@@ -56,9 +56,11 @@ fn build() -> Model {
             let ns = format!("ns{}", p % NAMESPACES);
             let scope = Selector::in_namespace(&ns);
             let target = Selector::parse(&format!("app == 'app{}'", p % APPS)).expect("selector");
+            // `app{p + 100}` lives in the same namespace as `app{p}` (app ≡ namespace mod 100),
+            // so some flows are allowed and the allow path is measured too.
             let peer = Selector::parse(&format!(
                 "app in {{'app{}', 'app{}'}} && tier != 't2'",
-                (p + 1) % APPS,
+                (p + APPS / 2) % APPS,
                 (p + 7) % APPS
             ))
             .expect("selector");
@@ -109,15 +111,29 @@ fn main() {
         t.elapsed()
     );
 
+    // Half random pairs (mostly denied), half flows a policy allows: the destination is
+    // selected by an odd policy `p` (odd policies do not police egress) and the source is a
+    // peer its ingress rule names.
     let flows: Vec<Flow> = (0..1_000)
         .map(|i| {
-            let src = (i * 7919) % ENDPOINTS;
-            let dst = (i * 104_729 + 13) % ENDPOINTS;
+            let (src, dst, port) = if i % 2 == 0 {
+                let src = (i * 7919) % ENDPOINTS;
+                let dst = (i * 104_729 + 13) % ENDPOINTS;
+                (src, dst, if i % 4 == 0 { 80 } else { 8080 })
+            } else {
+                let p = (2 * i + 1) % POLICIES;
+                let dst = p % APPS + APPS * ((i / 2) % (ENDPOINTS / APPS));
+                let mut src = (p + APPS / 2) % APPS + APPS * (i % 40);
+                while src % 3 == 2 {
+                    src += APPS;
+                }
+                (src, dst, 80)
+            };
             Flow::new(
                 Peer::Addr(addr(src)),
                 Peer::Addr(addr(dst)),
                 Protocol::TCP,
-                Some(if i % 2 == 0 { 80 } else { 8080 }),
+                Some(port),
             )
         })
         .collect();
