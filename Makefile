@@ -11,7 +11,7 @@ DEB_RUN := libnftnl11 libmnl0 nftables iproute2
 DEB_TEST := etcd-server etcd-client bird2 gobgpd frr iperf3 iputils-ping ethtool procps util-linux
 DEBS := $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
-.PHONY: deps build test lint fmt bench clean-test-leftovers
+.PHONY: deps build test lint fmt bench fuzz clean-test-leftovers
 
 ## deps: install every Debian package the build, tests and demo need (idempotent).
 ## A temporary policy-rc.d keeps packages like bird2 and frr from starting system daemons:
@@ -58,3 +58,12 @@ fmt:
 ## bench: benchmarks side by side with their baselines (see BENCHMARKS.md).
 bench: deps
 	$(CARGO) bench -p bench
+
+## fuzz: run every cargo-fuzz target for FUZZ_SECONDS each (default 60). cargo-fuzz needs
+## nightly-only rustc flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $$(RUSTC_BOOTSTRAP=1 $(CARGO) fuzz list); do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
