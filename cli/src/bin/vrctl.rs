@@ -53,6 +53,8 @@ enum Command {
     Get(GetArgs),
     /// Policy tools: evaluate selectors, test flows against policies.
     Policy(vrctl::policy::PolicyArgs),
+    /// IP address management: show usage, release addresses, check consistency.
+    Ipam(vrctl::ipam::IpamArgs),
     /// Print the version.
     Version,
     /// Print a shell completion script.
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Command::Delete(args) => vrctl::resources::delete(connection, &args),
         Command::Get(args) => vrctl::resources::get(connection, &args),
         Command::Policy(args) => vrctl::policy::run(args, connection),
+        Command::Ipam(args) => vrctl::ipam::run(args, connection),
         Command::Version => {
             vrctl::output::emit(&format!("vrctl {}\n", env!("CARGO_PKG_VERSION"))).map(|()| 0)
         }

@@ -2,6 +2,7 @@
 //! and a variant in `src/bin/vrctl.rs`).
 
 pub mod connection;
+pub mod ipam;
 pub mod manifest;
 pub mod output;
 pub mod policy;
