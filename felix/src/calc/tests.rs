@@ -1,0 +1,1 @@
+//! Calc unit tests.
