@@ -9,9 +9,15 @@
 //! - [`rib`]: Adj-RIB-In, Loc-RIB with explainable best path ([`rib::DecisionStep`]), ECMP,
 //!   Adj-RIB-Out with update packing and End-of-RIB, GR stale marking and sweep.
 //!
-//! Planned on top: `rr` (RFC 4456), `speaker` (the only code owning TCP sockets and the clock),
-//! `ctl` (BIRD control protocol). No module here reads the clock: every time value is passed in.
+//! - [`speaker`] (feature `runtime`, on by default): the tokio shell, the only code owning TCP
+//!   sockets and the clock: listener and connectors, one task per peer, the RIB task, the
+//!   [`speaker::Fib`] sink (kernel routes, protocol 81), cluster behaviour from etcd.
+//!
+//! Planned on top: `rr` (RFC 4456), `ctl` (BIRD control protocol). No module but `speaker`
+//! reads the clock: every time value is passed in.
 
 pub mod fsm;
 pub mod rib;
+#[cfg(feature = "runtime")]
+pub mod speaker;
 pub mod wire;
