@@ -590,3 +590,86 @@ async fn ipam_plugin_is_idempotent_and_gc_releases_stale_attachments() {
     let del = [("CNI_COMMAND", "DEL"), env[1], env[3], env[4]];
     invoke(IPAM, &del, conf.to_string().as_bytes()).expect_ok("DEL of a collected handle");
 }
+
+#[tokio::test]
+async fn pools_are_chosen_by_node_selector() {
+    let cluster = Cluster::start("10.87.9.0/24", None).await;
+    // Disable the default pool of the harness; add two selected pools.
+    let key = resource_key(Kind::IpPool.plural(), None, "pool");
+    let kv = cluster.store.get(&key).await.expect("get").expect("pool");
+    let mut disabled = IpPool::new("pool", "10.87.9.0/24");
+    disabled.spec.disabled = Some(true);
+    cluster
+        .store
+        .update(
+            &key,
+            Resource::IpPool(disabled).to_json().into_bytes(),
+            kv.mod_revision,
+        )
+        .await
+        .expect("disable");
+    for (name, cidr, selector) in [
+        ("rack-a", "10.87.0.0/24", "rack == 'a'"),
+        ("rack-b", "10.87.1.0/24", "rack == 'b'"),
+    ] {
+        let mut pool = IpPool::new(name, cidr);
+        pool.spec.node_selector = Some(selector.to_string());
+        cluster
+            .store
+            .create(
+                &resource_key(Kind::IpPool.plural(), None, name),
+                Resource::IpPool(pool).to_json().into_bytes(),
+            )
+            .await
+            .expect("pool");
+    }
+    let mut node = datastore::resource::Node {
+        metadata: datastore::resource::ObjectMeta::named("rack-b-node"),
+        spec: datastore::resource::node::NodeSpec::default(),
+        status: None,
+    };
+    node.metadata.labels.insert("rack".into(), "b".into());
+    cluster
+        .store
+        .create(
+            &resource_key(Kind::Node.plural(), None, "rack-b-node"),
+            Resource::Node(node).to_json().into_bytes(),
+        )
+        .await
+        .expect("node");
+    let path = cluster.cni_path();
+    let env = [
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "sel"),
+        ("CNI_NETNS", "/var/run/netns/unused-by-ipam"),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", path.as_str()),
+    ];
+    let result = invoke(
+        IPAM,
+        &env,
+        cluster.conf("rack-b-node").to_string().as_bytes(),
+    );
+    let address = result.expect_ok("IPAM ADD")["ips"][0]["address"]
+        .as_str()
+        .expect("address")
+        .to_string();
+    assert!(address.starts_with("10.87.1."), "{address}");
+    // A node no pool selects gets "try again later" with a clear message.
+    let mut lonely = env;
+    lonely[1] = ("CNI_CONTAINERID", "lonely");
+    let unselected = invoke(
+        IPAM,
+        &lonely,
+        cluster.conf("lonely-node").to_string().as_bytes(),
+    );
+    assert_eq!(unselected.code(), 11);
+    assert!(
+        unselected.stdout["msg"]
+            .as_str()
+            .expect("msg")
+            .contains("no usable IPv4 IP pool"),
+        "{}",
+        unselected.stdout
+    );
+}
