@@ -1,8 +1,9 @@
 //! The kernel [`Fib`]: BGP-learned routes in the main table with protocol 81, over rtnetlink.
 //!
 //! Isolated here because felix's route driver (`felix/src/driver/routes.rs`, a `RouteTable`
-//! owning one protocol number) was not committed when the speaker was written; once it is,
-//! this sink should become a thin adapter over it. Until then the rules are the driver's:
+//! owning one protocol number) only knows device and blackhole targets; BGP routes need a
+//! gateway or a multipath set. Once `RouteTarget` grows a next-hop variant this sink should
+//! become a thin adapter over `RouteTable::new(81)`. Until then the rules are the driver's:
 //! this sink only ever writes, replaces, dumps and deletes routes whose protocol is
 //! [`PROTOCOL`]; routes of every other protocol are never touched.
 //!
