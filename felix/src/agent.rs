@@ -25,7 +25,7 @@
 
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -340,10 +340,12 @@ impl Drop for Agent {
     }
 }
 
-/// Moves the calling thread into the network namespace at `path`.
-fn enter_netns(path: &PathBuf) -> Result<(), AgentError> {
+/// Moves the calling thread into the network namespace at `path` (e.g.
+/// `/var/run/netns/<name>`); sockets it opens afterwards belong to that namespace. Use it on
+/// a thread of its own: the thread never returns to its previous namespace.
+pub fn enter_netns(path: &Path) -> Result<(), AgentError> {
     let error = |source| AgentError::Netns {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     };
     let file = File::open(path).map_err(error)?;

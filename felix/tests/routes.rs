@@ -1,0 +1,271 @@
+//! Route driver against the real kernel, in throwaway namespaces: programming, adoption on
+//! restart without delete events, other protocols left alone, drift repaired by resync,
+//! stale routes removed only after InSync.
+
+use std::path::Path;
+use std::time::Duration;
+
+use felix::agent::enter_netns;
+use felix::driver::routes::{RouteTable, RouteTarget};
+use felix::ownership::ROUTE_PROTO_AGENT;
+use ipnetwork::IpNetwork;
+use test_support::{Netns, eventually};
+
+const IFACE: &str = "vr0123456789a";
+
+fn net(s: &str) -> IpNetwork {
+    s.parse().unwrap()
+}
+
+/// Adds an up veth `name` (peer `name` with a `p` suffix, also up) in `ns`. (This kernel has
+/// no `dummy` driver; a veth pair with both ends in the namespace has carrier.)
+fn add_iface(ns: &Netns, name: &str) {
+    let peer = format!("{}p", &name[..name.len().min(14)]);
+    ns.ip(&["link", "add", name, "type", "veth", "peer", "name", &peer])
+        .unwrap();
+    ns.set_up(&peer).unwrap();
+    ns.set_up(name).unwrap();
+}
+
+/// A namespace with a workload-named interface that is up.
+fn node() -> Netns {
+    test_support::trace_init();
+    let ns = Netns::new("felixrt").unwrap();
+    add_iface(&ns, IFACE);
+    ns
+}
+
+/// A route table whose netlink socket lives in `ns` (opened on a thread that entered it;
+/// the socket stays in that namespace whichever thread uses it afterwards).
+fn table_in(ns: &Netns) -> RouteTable {
+    let path = format!("/var/run/netns/{}", ns.name());
+    std::thread::spawn(move || {
+        enter_netns(Path::new(&path)).unwrap();
+        RouteTable::new(ROUTE_PROTO_AGENT).unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
+fn proto80(ns: &Netns) -> String {
+    let v4 = ns.ip(&["route", "show", "proto", "80"]).unwrap();
+    let v6 = ns.ip(&["-6", "route", "show", "proto", "80"]).unwrap();
+    format!("{v4}{v6}")
+}
+
+fn want_pod_routes(table: &mut RouteTable) {
+    table.set_route(net("10.70.0.1/32"), RouteTarget::Device(IFACE.into()));
+    table.set_route(net("10.70.0.2/32"), RouteTarget::Device(IFACE.into()));
+    table.set_route(net("10.70.0.0/26"), RouteTarget::Blackhole);
+    table.set_route(net("fd00:70::1/128"), RouteTarget::Device(IFACE.into()));
+}
+
+#[test]
+fn programs_pod_routes_and_block_blackholes() {
+    let ns = node();
+    let mut table = table_in(&ns);
+    want_pod_routes(&mut table);
+    let report = table.apply().unwrap();
+    assert_eq!(report.added, 4, "{report:?}");
+    let routes = proto80(&ns);
+    assert!(
+        routes.contains(&format!("10.70.0.1 dev {IFACE} scope link")),
+        "{routes}"
+    );
+    assert!(
+        routes.contains(&format!("10.70.0.2 dev {IFACE} scope link")),
+        "{routes}"
+    );
+    assert!(routes.contains("blackhole 10.70.0.0/26"), "{routes}");
+    assert!(
+        routes.contains(&format!("fd00:70::1 dev {IFACE}")),
+        "{routes}"
+    );
+
+    // Idempotent: nothing to do the second time, also after a full read-back.
+    assert_eq!(table.apply().unwrap().added, 0);
+    table.request_resync();
+    let report = table.apply().unwrap();
+    assert_eq!(
+        (report.added, report.replaced, report.repaired),
+        (0, 0, 0),
+        "{report:?}"
+    );
+
+    // Retargeting replaces in place; removal (after InSync) deletes.
+    table.set_in_sync();
+    table.set_route(net("10.70.0.2/32"), RouteTarget::Blackhole);
+    table.remove_route(net("10.70.0.1/32"));
+    let report = table.apply().unwrap();
+    assert_eq!((report.replaced, report.removed), (1, 1), "{report:?}");
+    let routes = proto80(&ns);
+    assert!(routes.contains("blackhole 10.70.0.2"), "{routes}");
+    assert!(!routes.contains("10.70.0.1 "), "{routes}");
+}
+
+#[test]
+fn restart_adopts_routes_without_deleting_them() {
+    let ns = node();
+    let mut first = table_in(&ns);
+    want_pod_routes(&mut first);
+    first.apply().unwrap();
+    drop(first);
+
+    let monitor = ns
+        .spawn(&["stdbuf", "-oL", "ip", "monitor", "route"])
+        .unwrap();
+    let log = monitor.log_path().unwrap().to_path_buf();
+    // Wait until the monitor is live: it must print a marker route (it subscribes a moment
+    // after it starts, so keep adding fresh markers until one shows up).
+    let mut live = false;
+    for i in 1..50u8 {
+        let marker = format!("10.99.0.{i}");
+        ns.ip(&["route", "add", &format!("{marker}/32"), "dev", IFACE])
+            .unwrap();
+        if eventually(Duration::from_millis(200), || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains(&marker)
+        }) {
+            live = true;
+            break;
+        }
+    }
+    assert!(live, "ip monitor never started");
+
+    // A "restarted" agent: fresh table, same desired routes, datastore in sync.
+    let mut second = table_in(&ns);
+    want_pod_routes(&mut second);
+    second.set_in_sync();
+    let report = second.apply().unwrap();
+    assert_eq!(report.adopted, 4, "{report:?}");
+    assert_eq!(
+        (report.added, report.replaced, report.removed),
+        (0, 0, 0),
+        "{report:?}"
+    );
+
+    // A second marker after the restart, so everything before it has been printed.
+    ns.ip(&["route", "add", "10.99.1.1/32", "dev", IFACE])
+        .unwrap();
+    assert!(eventually(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("10.99.1.1")
+    }));
+    let events = std::fs::read_to_string(&log).unwrap();
+    let deleted: Vec<&str> = events
+        .lines()
+        .filter(|l| l.starts_with("Deleted"))
+        .collect();
+    assert!(deleted.is_empty(), "delete events on restart: {deleted:?}");
+    assert!(
+        !events.contains("10.70.0."),
+        "wanted routes were rewritten: {events}"
+    );
+}
+
+#[test]
+fn routes_of_other_protocols_are_never_touched() {
+    let ns = node();
+    // A static route elsewhere, and one holding a prefix we want.
+    ns.ip(&[
+        "route",
+        "add",
+        "10.71.0.0/24",
+        "dev",
+        IFACE,
+        "proto",
+        "static",
+    ])
+    .unwrap();
+    ns.ip(&[
+        "route",
+        "add",
+        "10.70.0.1/32",
+        "dev",
+        IFACE,
+        "proto",
+        "static",
+    ])
+    .unwrap();
+    let mut table = table_in(&ns);
+    want_pod_routes(&mut table);
+    table.set_in_sync();
+    let report = table.apply().unwrap();
+    assert_eq!(report.conflicts, 1, "{report:?}");
+    assert_eq!(report.added, 3, "{report:?}");
+    table.request_resync();
+    table.apply().unwrap();
+    let statics = ns.ip(&["route", "show", "proto", "static"]).unwrap();
+    assert!(statics.contains("10.71.0.0/24"), "{statics}");
+    assert!(statics.contains("10.70.0.1 "), "{statics}");
+    assert!(!proto80(&ns).contains("10.70.0.1 "));
+}
+
+#[test]
+fn resync_restores_a_route_deleted_by_hand() {
+    let ns = node();
+    let mut table = table_in(&ns);
+    want_pod_routes(&mut table);
+    table.set_in_sync();
+    table.apply().unwrap();
+    ns.ip(&["route", "del", "10.70.0.2/32", "proto", "80"])
+        .unwrap();
+    ns.ip(&["route", "del", "blackhole", "10.70.0.0/26", "proto", "80"])
+        .unwrap();
+    assert!(!proto80(&ns).contains("10.70.0.2 "));
+
+    // Without a resync the driver trusts its own record: nothing happens.
+    assert_eq!(table.apply().unwrap().added, 0);
+    table.request_resync();
+    let report = table.apply().unwrap();
+    assert_eq!(report.repaired, 2, "{report:?}");
+    let routes = proto80(&ns);
+    assert!(
+        routes.contains(&format!("10.70.0.2 dev {IFACE}")),
+        "{routes}"
+    );
+    assert!(routes.contains("blackhole 10.70.0.0/26"), "{routes}");
+}
+
+#[test]
+fn stale_routes_are_removed_only_after_in_sync() {
+    let ns = node();
+    ns.ip(&["route", "add", "10.72.0.1/32", "dev", IFACE, "proto", "80"])
+        .unwrap();
+    ns.ip(&["route", "add", "blackhole", "10.72.0.64/26", "proto", "80"])
+        .unwrap();
+    let mut table = table_in(&ns);
+    table.set_route(net("10.70.0.1/32"), RouteTarget::Device(IFACE.into()));
+    let report = table.apply().unwrap();
+    assert_eq!((report.added, report.removed), (1, 0), "{report:?}");
+    let routes = proto80(&ns);
+    assert!(
+        routes.contains("10.72.0.1 "),
+        "held before InSync: {routes}"
+    );
+    assert!(routes.contains("10.72.0.64/26"), "{routes}");
+
+    table.set_in_sync();
+    let report = table.apply().unwrap();
+    assert_eq!(report.removed, 2, "{report:?}");
+    let routes = proto80(&ns);
+    assert!(!routes.contains("10.72.0."), "{routes}");
+    assert!(routes.contains("10.70.0.1 "), "{routes}");
+}
+
+#[test]
+fn routes_wait_for_a_missing_interface() {
+    let ns = node();
+    let mut table = table_in(&ns);
+    let later = "vrfedcba98765";
+    table.set_route(net("10.73.0.1/32"), RouteTarget::Device(later.into()));
+    let report = table.apply().unwrap();
+    assert_eq!((report.added, report.pending), (0, 1), "{report:?}");
+    assert!(table.has_pending_work());
+    add_iface(&ns, later);
+    let report = table.apply().unwrap();
+    assert_eq!(report.added, 1, "{report:?}");
+    assert!(proto80(&ns).contains(&format!("10.73.0.1 dev {later}")));
+}
