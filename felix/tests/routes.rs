@@ -2,6 +2,8 @@
 //! restart without delete events, other protocols left alone, drift repaired by resync,
 //! stale routes removed only after InSync.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns: a panic is the failure report
+
 use std::path::Path;
 use std::time::Duration;
 
