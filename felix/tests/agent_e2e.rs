@@ -1,0 +1,267 @@
+//! End to end: a real etcd, a node namespace with three pod namespaces attached by veths
+//! named with the ownership rule, the agent running in-process inside the node namespace.
+//!
+//! 1. WorkloadEndpoints + a confirmed IPAM block written with `ResourceStore` (two before
+//!    the agent starts, one after) → `/32` routes (protocol 80) to each veth, a blackhole
+//!    for the block, and the per-veth sysctls.
+//! 2. The pods ping each other through the node (global forwarding stays off in the node:
+//!    the agent's per-veth `forwarding=1` is what routes).
+//! 3. A route deleted by hand comes back at the next resync; the repair is counted.
+//! 4. Deleting a WorkloadEndpoint removes its route.
+//! 5. Stopping the agent leaves the routes; a restarted agent adopts them with no
+//!    `Deleted` event in `ip monitor route`.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns: a panic is the failure report
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use datastore::etcd::{EtcdConfig, Store};
+use datastore::ipam::{AffinityState, AllocationBlock, BlockAffinity};
+use datastore::keys::{ipam_affinity_key, ipam_block_key};
+use datastore::resource::{Resource, parse_and_validate_documents};
+use datastore::resource_store::{ResourceStore, Verb};
+use felix::agent::{Agent, AgentConfig};
+use felix::ownership::{endpoint_id, host_veth_name};
+use ipnetwork::IpNetwork;
+use test_support::etcd::Etcd;
+use test_support::{Netns, eventually, eventually_ok, veth_pair};
+
+const NODE: &str = "node-a";
+const NAMESPACE: &str = "prod";
+const BLOCK: &str = "10.66.0.0/26";
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Pod {
+    ns: Netns,
+    wep_name: String,
+    ip: IpAddr,
+    veth: String,
+}
+
+fn wep(pod: &Pod) -> Resource {
+    let text = format!(
+        "apiVersion: projectcalico.org/v3
+kind: WorkloadEndpoint
+metadata:
+  name: {name}
+  namespace: {NAMESPACE}
+  labels: {{app: {name}}}
+spec:
+  node: {NODE}
+  orchestrator: k8s
+  pod: {name}
+  endpoint: eth0
+  interfaceName: {veth}
+  ipNetworks: [{ip}/32]
+",
+        name = pod.wep_name,
+        veth = pod.veth,
+        ip = pod.ip,
+    );
+    parse_and_validate_documents(&text).unwrap().remove(0)
+}
+
+/// The node namespace: an uplink with a default route (so proxy ARP has a route to answer
+/// for the pods' gateway, as on a real host), and three pods attached like the CNI plugin
+/// attaches them.
+fn topology() -> (Netns, Vec<Pod>) {
+    let node = Netns::new("felixnode").unwrap();
+    node.ip(&["link", "add", "up0", "type", "veth", "peer", "name", "up1"])
+        .unwrap();
+    node.set_up("up0").unwrap();
+    node.set_up("up1").unwrap();
+    node.add_addr("up0", "192.0.2.1/30").unwrap();
+    node.add_route("default", "192.0.2.2").unwrap();
+    let mut pods = Vec::new();
+    for i in 0..3u8 {
+        let ns = Netns::new(&format!("pod{i}")).unwrap();
+        let wep_name = format!("{NODE}-k8s-pod{i}-eth0").replace('-', "--");
+        let veth = host_veth_name(&endpoint_id(NAMESPACE, &wep_name));
+        veth_pair(&node, &veth, &ns, "eth0").unwrap();
+        let ip: IpAddr = format!("10.66.0.{}", i + 1).parse().unwrap();
+        ns.add_addr("eth0", &format!("{ip}/32")).unwrap();
+        ns.ip(&[
+            "route",
+            "add",
+            "169.254.1.1",
+            "dev",
+            "eth0",
+            "scope",
+            "link",
+        ])
+        .unwrap();
+        ns.add_route("default", "169.254.1.1").unwrap();
+        pods.push(Pod {
+            ns,
+            wep_name,
+            ip,
+            veth,
+        });
+    }
+    (node, pods)
+}
+
+fn proto80(node: &Netns) -> String {
+    node.ip(&["route", "show", "proto", "80"]).unwrap()
+}
+
+fn has_route(node: &Netns, pod: &Pod) -> Result<(), String> {
+    let routes = proto80(node);
+    let want = format!("{} dev {} scope link", pod.ip, pod.veth);
+    if routes.contains(&want) {
+        Ok(())
+    } else {
+        Err(format!("no `{want}` in:\n{routes}"))
+    }
+}
+
+/// Reads a per-veth sysctl from inside the node namespace.
+fn sysctl_of(node: &Netns, template: &str, iface: &str) -> String {
+    node.sysctl_get(&template.replace("{}", iface).replace('/', "."))
+        .unwrap()
+}
+
+fn start_agent(etcd: &Etcd, node: &Netns) -> Agent {
+    let mut config =
+        AgentConfig::new(NODE, EtcdConfig::new([etcd.endpoint()])).in_netns(node.name());
+    config.resync_interval = Duration::from_secs(1);
+    let agent = Agent::start(config).unwrap();
+    assert!(
+        eventually(WAIT, || agent.status().in_sync()),
+        "agent never got in sync"
+    );
+    agent
+}
+
+#[test]
+fn agent_programs_routes_and_sysctls_and_pods_talk_through_the_node() {
+    test_support::trace_init();
+    let etcd = Etcd::start().unwrap();
+    let (node, pods) = topology();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let store = runtime
+        .block_on(Store::connect(&EtcdConfig::new([etcd.endpoint()])))
+        .unwrap();
+    let resources = ResourceStore::new(store.clone());
+
+    // The block and two endpoints exist before the agent starts.
+    let block: IpNetwork = BLOCK.parse().unwrap();
+    runtime.block_on(async {
+        store
+            .create(
+                &ipam_block_key(&block),
+                AllocationBlock::new(block, Some(NODE)).unwrap().to_json(),
+            )
+            .await
+            .unwrap();
+        store
+            .create(
+                &ipam_affinity_key(NODE, &block),
+                BlockAffinity::new(AffinityState::Confirmed).to_json(),
+            )
+            .await
+            .unwrap();
+        resources
+            .write(Verb::Apply, &[wep(&pods[0]), wep(&pods[1])])
+            .await
+            .unwrap();
+    });
+    let agent = start_agent(&etcd, &node);
+    runtime
+        .block_on(resources.write(Verb::Apply, &[wep(&pods[2])]))
+        .unwrap();
+
+    // 1. Routes and sysctls.
+    for pod in &pods {
+        eventually_ok(WAIT, || has_route(&node, pod)).unwrap();
+    }
+    assert!(proto80(&node).contains(&format!("blackhole {BLOCK}")));
+    for pod in &pods {
+        for (template, want) in [
+            ("net/ipv4/conf/{}/proxy_arp", "1"),
+            ("net/ipv4/conf/{}/forwarding", "1"),
+            ("net/ipv4/conf/{}/rp_filter", "1"),
+            ("net/ipv6/conf/{}/accept_ra", "0"),
+        ] {
+            assert!(
+                eventually(WAIT, || sysctl_of(&node, template, &pod.veth) == want),
+                "{template} on {}",
+                pod.veth
+            );
+        }
+    }
+    assert_eq!(node.sysctl_get("net.ipv4.ip_forward").unwrap(), "0");
+
+    // 2. Pods reach each other through the node.
+    for (a, b) in [(0, 1), (1, 2), (2, 0)] {
+        eventually_ok(WAIT, || pods[a].ns.ping(pods[b].ip)).unwrap();
+    }
+
+    // 3. Drift repair.
+    node.ip(&["route", "del", &format!("{}/32", pods[1].ip), "proto", "80"])
+        .unwrap();
+    eventually_ok(WAIT, || has_route(&node, &pods[1])).unwrap();
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, agent.registry()).unwrap();
+    assert!(
+        text.contains("vrouter_felix_resync_repairs_total{part=\"routes\"}"),
+        "{text}"
+    );
+    assert!(text.contains("vrouter_felix_apply_seconds_count{part=\"routes\"}"));
+
+    // 4. Deleting an endpoint removes its route.
+    runtime
+        .block_on(resources.write(Verb::Delete, &[wep(&pods[2])]))
+        .unwrap();
+    assert!(eventually(WAIT, || !proto80(&node).contains(&pods[2].ip.to_string())));
+    runtime
+        .block_on(resources.write(Verb::Apply, &[wep(&pods[2])]))
+        .unwrap();
+    eventually_ok(WAIT, || has_route(&node, &pods[2])).unwrap();
+
+    // 5. Stop: routes stay. Restart: adopted, no delete events.
+    agent.stop().unwrap();
+    let before = proto80(&node);
+    for pod in &pods {
+        has_route(&node, pod).unwrap();
+    }
+    let monitor = node
+        .spawn(&["stdbuf", "-oL", "ip", "monitor", "route"])
+        .unwrap();
+    let log = monitor.log_path().unwrap().to_path_buf();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut live = false;
+    for i in 1..50u8 {
+        let marker = format!("198.51.100.{i}");
+        node.ip(&["route", "add", &format!("{marker}/32"), "dev", "up0"])
+            .unwrap();
+        if eventually(Duration::from_millis(200), || read_log().contains(&marker)) {
+            live = true;
+            break;
+        }
+    }
+    assert!(live, "ip monitor never started");
+    let agent = start_agent(&etcd, &node);
+    // Let it run through a resync too.
+    let resyncs = agent.status().resyncs();
+    assert!(eventually(WAIT, || agent.status().resyncs() > resyncs + 1));
+    node.ip(&["route", "add", "198.51.100.200/32", "dev", "up0"])
+        .unwrap();
+    assert!(eventually(WAIT, || read_log().contains("198.51.100.200")));
+    let events = read_log();
+    let deleted: Vec<&str> = events
+        .lines()
+        .filter(|l| l.starts_with("Deleted"))
+        .collect();
+    assert!(deleted.is_empty(), "delete events on restart: {deleted:?}");
+    assert!(
+        !events.contains("10.66.0."),
+        "routes rewritten on restart: {events}"
+    );
+    assert_eq!(proto80(&node), before);
+    for (a, b) in [(0, 2), (2, 1)] {
+        eventually_ok(WAIT, || pods[a].ns.ping(pods[b].ip)).unwrap();
+    }
+    agent.stop().unwrap();
+}
