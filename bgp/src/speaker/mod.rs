@@ -26,6 +26,7 @@
 //! [`SpeakerHandle`].
 #![allow(clippy::disallowed_methods)] // the I/O shell owns the clock: Instant::now is allowed here
 
+pub mod cluster;
 mod connection;
 mod export;
 pub mod fib;

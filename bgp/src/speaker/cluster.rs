@@ -1,0 +1,488 @@
+//! Calico's BGP behaviour from etcd: who this node peers with and what it originates.
+//!
+//! [`ClusterState`] is pure: it holds the Nodes, BGPPeers, BGPConfigurations and IPAM blocks
+//! the syncers reported and reduces them to a [`Desired`] speaker for one node:
+//! - AS: the node's `spec.bgp.asNumber`, else BGPConfiguration `default`'s, else 64512;
+//!   listen port from `listenPort` (179); `nodeToNodeMeshEnabled` (default true);
+//! - mesh: one iBGP/eBGP session to every other node's IPv4 (and IPv6, when both have one)
+//!   address; the higher address of a pair is passive (Calico's rule against races);
+//!   `nodeMeshMaxRestartTime` as the GR time;
+//! - BGPPeers that apply to this node (`node`, `nodeSelector`, or global): `peerIP` +
+//!   `asNumber`, or `peerSelector` (every matching node, at its own AS); `keepaliveTime`,
+//!   `maxRestartTime`, `ttlSecurity`, `nextHopMode: Self`;
+//! - originate: every IPAM block affine to this node, plus `/32`s (`/128`s) this node
+//!   borrowed from other nodes' blocks.
+//!
+//! Passwords: Calico's `password.secretKeyRef` names a Kubernetes secret, which an etcd-only
+//! cluster does not have; such peers are configured without TCP-MD5 and a warning is logged.
+//!
+//! [`ClusterAgent`] is the driver: two syncers (resources, IPAM blocks), a speaker started
+//! once both are in sync, and live peer/prefix changes applied through the handle. A change
+//! of AS number or listen port restarts the speaker.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datastore::etcd::Store;
+use datastore::ipam::ATTR_NODE;
+use datastore::ipam::block::AllocationBlock;
+use datastore::keys::{IPAM_BLOCKS, RESOURCES, parse_resource_key};
+use datastore::resource::bgp::NextHopMode;
+use datastore::resource::{BgpConfiguration, BgpPeer, Node, Resource};
+use datastore::syncer::{SyncEvent, SyncStatus, Syncer};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::netns::{FibChoice, NetnsSpeaker};
+use super::{BGP_PORT, Fib};
+use super::{PeerConfig, Shutdown, Speaker, SpeakerConfig, SpeakerError, SpeakerHandle};
+use crate::wire::Prefix;
+
+/// Calico's default AS number.
+pub const DEFAULT_ASN: u32 = 64512;
+
+/// What the cluster wants this node's speaker to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    /// Our AS.
+    pub asn: u32,
+    /// Our router id (the node's IPv4 address).
+    pub router_id: Ipv4Addr,
+    /// Listen port.
+    pub listen_port: u16,
+    /// Peers by address.
+    pub peers: BTreeMap<IpAddr, PeerConfig>,
+    /// Prefixes to originate.
+    pub originate: BTreeSet<Prefix>,
+}
+
+/// The BGP-relevant part of the datastore. Pure.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterState {
+    nodes: BTreeMap<String, Node>,
+    peers: BTreeMap<String, BgpPeer>,
+    configs: BTreeMap<String, BgpConfiguration>,
+    blocks: BTreeMap<String, AllocationBlock>,
+}
+
+impl ClusterState {
+    /// Applies a resource update (`None`: the key is gone).
+    pub fn resource(&mut self, key: &str, value: Option<Resource>) {
+        let Some(name) = parse_resource_key(key) else {
+            return;
+        };
+        let name = name.name;
+        match value {
+            Some(Resource::Node(n)) => {
+                self.nodes.insert(name, n);
+            }
+            Some(Resource::BgpPeer(p)) => {
+                self.peers.insert(name, p);
+            }
+            Some(Resource::BgpConfiguration(c)) => {
+                self.configs.insert(name, c);
+            }
+            Some(_) => {}
+            None => {
+                self.nodes.remove(&name);
+                self.peers.remove(&name);
+                self.configs.remove(&name);
+            }
+        }
+    }
+
+    /// Applies an IPAM block update.
+    pub fn block(&mut self, key: &str, value: Option<AllocationBlock>) {
+        match value {
+            Some(block) => self.blocks.insert(key.to_string(), block),
+            None => self.blocks.remove(key),
+        };
+    }
+
+    fn node_asn(&self, node: &Node, global: u32) -> u32 {
+        node.spec
+            .bgp
+            .as_ref()
+            .and_then(|b| b.as_number.as_ref())
+            .map_or(global, |a| a.get())
+    }
+
+    /// The speaker `node_name` should run, or `None` while the node has no IPv4 BGP address.
+    pub fn desired(&self, node_name: &str) -> Option<Desired> {
+        let me = self.nodes.get(node_name)?;
+        let my_bgp = me.spec.bgp.as_ref()?;
+        let my_v4 = my_bgp.ipv4()?;
+        let my_v6 = my_bgp.ipv6();
+        let config = self.configs.get("default").map(|c| &c.spec);
+        let global_asn = config
+            .and_then(|c| c.as_number.as_ref())
+            .map_or(DEFAULT_ASN, |a| a.get());
+        let asn = self.node_asn(me, global_asn);
+        let mesh = config
+            .and_then(|c| c.node_to_node_mesh_enabled)
+            .unwrap_or(true);
+        let mesh_restart = config
+            .and_then(|c| c.node_mesh_max_restart_time.as_deref())
+            .and_then(parse_go_duration);
+        if config.is_some_and(|c| c.node_mesh_password.is_some()) {
+            tracing::warn!("nodeMeshPassword needs a Kubernetes secret; mesh runs without TCP-MD5");
+        }
+        let mut peers = BTreeMap::new();
+        if mesh {
+            for (name, node) in &self.nodes {
+                if name == node_name {
+                    continue;
+                }
+                let Some(bgp) = &node.spec.bgp else { continue };
+                let remote_asn = self.node_asn(node, global_asn);
+                let mut add = |mine: IpAddr, theirs: IpAddr| {
+                    let mut peer = PeerConfig::new(theirs, remote_asn).passive(theirs < mine);
+                    peer.max_restart_time = mesh_restart;
+                    peers.insert(theirs, peer);
+                };
+                if let Some(v4) = bgp.ipv4() {
+                    add(IpAddr::V4(my_v4), IpAddr::V4(v4));
+                }
+                if let (Some(mine), Some(theirs)) = (my_v6, bgp.ipv6()) {
+                    add(IpAddr::V6(mine), IpAddr::V6(theirs));
+                }
+            }
+        }
+        for (name, resource) in &self.peers {
+            let spec = &resource.spec;
+            let applies = match (&spec.node, &spec.node_selector) {
+                (Some(node), _) => node == node_name,
+                (None, Some(selector)) => selects(selector, me),
+                (None, None) => true,
+            };
+            if !applies {
+                continue;
+            }
+            if spec.password.is_some() {
+                tracing::warn!(bgppeer = %name, "password needs a Kubernetes secret; peering without TCP-MD5");
+            }
+            let tune = |mut peer: PeerConfig| {
+                peer.keepalive_time = spec.keepalive_time.as_deref().and_then(parse_go_duration);
+                peer.max_restart_time =
+                    spec.max_restart_time.as_deref().and_then(parse_go_duration);
+                peer.ttl_security = spec.ttl_security.filter(|t| *t > 0);
+                peer.next_hop_self = spec.next_hop_mode == Some(NextHopMode::SelfNextHop);
+                peer
+            };
+            if let Some((ip, port)) = spec.peer_addr() {
+                let remote_asn = spec.as_number.as_ref().map_or(global_asn, |a| a.get());
+                let mut peer = tune(PeerConfig::new(ip, remote_asn));
+                peer.port = port.unwrap_or(BGP_PORT);
+                peers.insert(ip, peer);
+            } else if let Some(selector) = &spec.peer_selector {
+                for (other, node) in &self.nodes {
+                    if other == node_name || !selects(selector, node) {
+                        continue;
+                    }
+                    let remote_asn = self.node_asn(node, global_asn);
+                    if let Some(v4) = node.spec.bgp.as_ref().and_then(|b| b.ipv4()) {
+                        peers.insert(
+                            IpAddr::V4(v4),
+                            tune(PeerConfig::new(IpAddr::V4(v4), remote_asn)),
+                        );
+                    }
+                }
+            }
+        }
+        peers.remove(&IpAddr::V4(my_v4));
+        Some(Desired {
+            asn,
+            router_id: my_v4,
+            listen_port: config.and_then(|c| c.listen_port).unwrap_or(BGP_PORT),
+            peers,
+            originate: self.originated(node_name),
+        })
+    }
+
+    /// Blocks affine to `node_name`, and addresses it borrowed from other nodes' blocks.
+    fn originated(&self, node_name: &str) -> BTreeSet<Prefix> {
+        let mut out = BTreeSet::new();
+        for block in self.blocks.values() {
+            if block.is_affine_to(node_name) {
+                if let Some(p) = Prefix::new(block.cidr.network(), block.cidr.prefix()) {
+                    out.insert(p);
+                }
+                continue;
+            }
+            for allocation in block.allocated() {
+                if allocation
+                    .attribute
+                    .attrs
+                    .get(ATTR_NODE)
+                    .map(String::as_str)
+                    == Some(node_name)
+                {
+                    let len = if allocation.ip.is_ipv4() { 32 } else { 128 };
+                    out.extend(Prefix::new(allocation.ip, len));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn selects(selector: &str, node: &Node) -> bool {
+    match policy::Selector::parse(selector) {
+        Ok(s) => s.matches(&node.metadata.labels),
+        Err(error) => {
+            tracing::warn!(%selector, %error, "bad selector");
+            false
+        }
+    }
+}
+
+/// Parses the Go durations Calico uses (`120s`, `2m`, `1m30s`, `500ms`, `1h`).
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        let value: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += Duration::try_from_secs_f64(value * seconds).ok()?;
+    }
+    Some(total)
+}
+
+/// How the agent starts its speaker.
+#[derive(Debug, Clone)]
+pub enum Launch {
+    /// On the current runtime, programming the kernel of the current namespace.
+    Kernel,
+    /// On a thread inside the namespace at this path (tests: one node per namespace).
+    Netns(PathBuf, FibChoice),
+}
+
+/// Settings of a [`ClusterAgent`].
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// This node's name (the Node resource).
+    pub node_name: String,
+    /// Timers, GR and best-path settings; AS, router id, port, peers and prefixes are
+    /// replaced by what the cluster says.
+    pub base: SpeakerConfig,
+    /// Where the speaker runs.
+    pub launch: Launch,
+}
+
+/// Runs a speaker configured from etcd and keeps it in line with the datastore.
+#[derive(Debug)]
+pub struct ClusterAgent {
+    handle: watch::Receiver<Option<SpeakerHandle>>,
+    stop: Option<oneshot::Sender<Shutdown>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ClusterAgent {
+    /// Starts syncing from `store` on the current runtime.
+    pub fn spawn(store: Store, options: ClusterOptions) -> ClusterAgent {
+        let (handle_tx, handle) = watch::channel(None);
+        let (stop, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(agent(store, options, handle_tx, stop_rx));
+        ClusterAgent {
+            handle,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// The running speaker's handle (None until the datastore is in sync).
+    pub fn handle(&self) -> Option<SpeakerHandle> {
+        self.handle.borrow().clone()
+    }
+
+    /// Stops the speaker (`how`) and the agent.
+    pub async fn stop(mut self, how: Shutdown) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(how);
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ClusterAgent {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// A running speaker plus whatever keeps its thread alive.
+struct Running {
+    handle: SpeakerHandle,
+    desired: Desired,
+    _thread: Option<NetnsSpeaker>,
+}
+
+async fn launch(options: &ClusterOptions, desired: &Desired) -> Result<Running, SpeakerError> {
+    let mut config = options.base.clone();
+    config.asn = desired.asn;
+    config.router_id = desired.router_id;
+    config.node_ipv4 = Some(desired.router_id);
+    config.listen_port = Some(desired.listen_port);
+    config.peers = desired.peers.values().cloned().collect();
+    config.originate = desired.originate.iter().copied().collect();
+    let (handle, thread) = match &options.launch {
+        Launch::Kernel => {
+            let fib: Box<dyn Fib> =
+                Box::new(super::KernelRoutes::new().map_err(|e| SpeakerError::Io {
+                    what: "netlink".to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                })?);
+            (Speaker::start(config, fib).await?, None)
+        }
+        Launch::Netns(path, fib) => {
+            let (path, fib) = (path.clone(), fib.clone());
+            let speaker =
+                tokio::task::spawn_blocking(move || NetnsSpeaker::spawn(&path, config, fib))
+                    .await
+                    .map_err(|_| SpeakerError::Stopped)??;
+            (speaker.handle().clone(), Some(speaker))
+        }
+    };
+    Ok(Running {
+        handle,
+        desired: desired.clone(),
+        _thread: thread,
+    })
+}
+
+async fn reconcile(running: &mut Running, desired: Desired) -> Result<(), SpeakerError> {
+    let h = &running.handle;
+    for (addr, peer) in &desired.peers {
+        if running.desired.peers.get(addr) != Some(peer) {
+            h.add_peer(peer.clone()).await?;
+        }
+    }
+    for addr in running.desired.peers.keys() {
+        if !desired.peers.contains_key(addr) {
+            h.remove_peer(*addr).await?;
+        }
+    }
+    for prefix in desired.originate.difference(&running.desired.originate) {
+        h.originate(*prefix).await?;
+    }
+    for prefix in running.desired.originate.difference(&desired.originate) {
+        h.withdraw(*prefix).await?;
+    }
+    running.desired = desired;
+    Ok(())
+}
+
+async fn agent(
+    store: Store,
+    options: ClusterOptions,
+    handle_tx: watch::Sender<Option<SpeakerHandle>>,
+    mut stop: oneshot::Receiver<Shutdown>,
+) {
+    let decode_resource: datastore::syncer::Decoder<Option<Resource>> =
+        Arc::new(|key: &str, bytes: &[u8]| {
+            let relevant = parse_resource_key(key).is_some_and(|k| {
+                matches!(
+                    k.plural.as_str(),
+                    "nodes" | "bgppeers" | "bgpconfigurations"
+                )
+            });
+            if !relevant {
+                return Ok(None);
+            }
+            let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+            Resource::from_json(text)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        });
+    let decode_block: datastore::syncer::Decoder<AllocationBlock> =
+        Arc::new(|_: &str, bytes: &[u8]| {
+            AllocationBlock::from_json(bytes).map_err(|e| e.to_string())
+        });
+    let mut resources = Syncer::spawn(store.clone(), RESOURCES, decode_resource);
+    let mut blocks = Syncer::spawn(store, IPAM_BLOCKS, decode_block);
+    let mut state = ClusterState::default();
+    let (mut resources_synced, mut blocks_synced) = (false, false);
+    let mut running: Option<Running> = None;
+    loop {
+        tokio::select! {
+            how = &mut stop => {
+                if let Some(r) = running.take() {
+                    let _ = r.handle.shutdown(how.unwrap_or(Shutdown::Stop)).await;
+                }
+                return;
+            }
+            event = resources.next() => match event {
+                Some(SyncEvent::Update(u)) => state.resource(&u.key, u.value.flatten()),
+                Some(SyncEvent::Status(s)) => resources_synced |= s == SyncStatus::InSync,
+                Some(SyncEvent::Invalid { key, error, .. }) => tracing::warn!(%key, %error, "undecodable resource"),
+                None => return,
+            },
+            event = blocks.next() => match event {
+                Some(SyncEvent::Update(u)) => state.block(&u.key, u.value),
+                Some(SyncEvent::Status(s)) => blocks_synced |= s == SyncStatus::InSync,
+                Some(SyncEvent::Invalid { key, error, .. }) => tracing::warn!(%key, %error, "undecodable block"),
+                None => return,
+            },
+        }
+        if !(resources_synced && blocks_synced) {
+            continue;
+        }
+        let Some(desired) = state.desired(&options.node_name) else {
+            continue;
+        };
+        let restart = running.as_ref().is_some_and(|r| {
+            r.desired.asn != desired.asn
+                || r.desired.listen_port != desired.listen_port
+                || r.desired.router_id != desired.router_id
+        });
+        if restart && let Some(old) = running.take() {
+            tracing::info!("AS, router id or listen port changed: restarting the speaker");
+            let _ = old.handle.shutdown(Shutdown::Stop).await;
+        }
+        match &mut running {
+            Some(r) => {
+                if r.desired != desired
+                    && let Err(error) = reconcile(r, desired).await
+                {
+                    tracing::error!(%error, "speaker stopped");
+                    return;
+                }
+            }
+            None => match launch(&options, &desired).await {
+                Ok(r) => {
+                    let _ = handle_tx.send(Some(r.handle.clone()));
+                    running = Some(r);
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the speaker");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

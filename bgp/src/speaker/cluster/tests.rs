@@ -1,0 +1,185 @@
+//! Unit tests of the pure cluster reduction: mesh direction, BGPPeer scoping and selectors,
+//! AS and port from BGPConfiguration, originated blocks and borrowed addresses.
+
+use std::collections::BTreeMap;
+
+use datastore::keys::{ipam_block_key, resource_key};
+use datastore::resource::document::parse_documents;
+
+use ipnetwork::IpNetwork;
+
+use super::*;
+
+const YAML: &str = r#"
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: a, labels: {rack: r1, role: worker}}
+spec: {bgp: {ipv4Address: 10.0.0.1/24, ipv6Address: "fd00::1/64"}}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: b, labels: {rack: r2, role: rr}}
+spec: {bgp: {ipv4Address: 10.0.0.2/24, asNumber: 64600}}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: c, labels: {rack: r1}}
+spec: {bgp: {ipv4Address: 10.0.0.3/24, ipv6Address: "fd00::3/64"}}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: default}
+spec: {asNumber: 65000, listenPort: 1179, nodeMeshMaxRestartTime: 2m}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: tor-r1}
+spec: {nodeSelector: "rack == 'r1'", peerIP: "10.0.0.254:1790", asNumber: 65100, keepaliveTime: 10s, nextHopMode: Self}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: only-c}
+spec: {node: c, peerIP: 10.0.0.253, asNumber: 65200}
+"#;
+
+fn state() -> ClusterState {
+    let mut state = ClusterState::default();
+    for resource in parse_documents(YAML).unwrap() {
+        let key = resource_key(resource.kind().plural(), None, resource.name());
+        state.resource(&key, Some(resource));
+    }
+    state
+}
+
+#[test]
+fn mesh_lower_address_connects_higher_is_passive() {
+    let d = state().desired("b").unwrap();
+    assert_eq!(d.asn, 64600, "node AS overrides the global one");
+    assert_eq!(d.listen_port, 1179);
+    let a = &d.peers[&"10.0.0.1".parse::<IpAddr>().unwrap()];
+    let c = &d.peers[&"10.0.0.3".parse::<IpAddr>().unwrap()];
+    assert!(a.passive, "b (10.0.0.2) is higher than a: a connects");
+    assert!(!c.passive);
+    assert_eq!(a.remote_asn, 65000);
+    assert_eq!(a.max_restart_time, Some(Duration::from_secs(120)));
+    // b has no IPv6 address: no IPv6 mesh sessions; and the ToR peer is for rack r1 only.
+    assert_eq!(d.peers.len(), 2);
+}
+
+#[test]
+fn ipv6_mesh_and_bgppeer_scoping() {
+    let d = state().desired("c").unwrap();
+    let v6 = &d.peers[&"fd00::1".parse::<IpAddr>().unwrap()];
+    assert!(v6.passive && v6.remote_asn == 65000);
+    let tor = &d.peers[&"10.0.0.254".parse::<IpAddr>().unwrap()];
+    assert_eq!((tor.port, tor.remote_asn), (1790, 65100));
+    assert_eq!(tor.keepalive_time, Some(Duration::from_secs(10)));
+    assert!(tor.next_hop_self);
+    assert!(
+        d.peers
+            .contains_key(&"10.0.0.253".parse::<IpAddr>().unwrap())
+    );
+    let a = state().desired("a").unwrap();
+    assert!(
+        !a.peers
+            .contains_key(&"10.0.0.253".parse::<IpAddr>().unwrap())
+    );
+    assert!(
+        a.peers
+            .contains_key(&"10.0.0.254".parse::<IpAddr>().unwrap())
+    );
+}
+
+#[test]
+fn mesh_off_and_peer_selector() {
+    let mut s = state();
+    let extra = r#"
+apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: default}
+spec: {nodeToNodeMeshEnabled: false}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: to-rr}
+spec: {peerSelector: "role == 'rr'"}
+"#;
+    for resource in parse_documents(extra).unwrap() {
+        let key = resource_key(resource.kind().plural(), None, resource.name());
+        s.resource(&key, Some(resource));
+    }
+    let d = s.desired("a").unwrap();
+    assert_eq!(d.asn, DEFAULT_ASN);
+    let peers: Vec<_> = d.peers.keys().map(ToString::to_string).collect();
+    assert!(peers.contains(&"10.0.0.2".to_string()), "{peers:?}");
+    assert!(
+        !peers.contains(&"10.0.0.3".to_string()),
+        "mesh is off: {peers:?}"
+    );
+    assert_eq!(
+        d.peers[&"10.0.0.2".parse::<IpAddr>().unwrap()].remote_asn,
+        64600
+    );
+    // The rr node does not peer with itself.
+    let rr = s.desired("b").unwrap();
+    assert!(
+        !rr.peers
+            .contains_key(&"10.0.0.2".parse::<IpAddr>().unwrap())
+    );
+    // Deleting the BGPPeer takes the session away.
+    s.resource(&resource_key("bgppeers", None, "to-rr"), None);
+    assert!(
+        !s.desired("a")
+            .unwrap()
+            .peers
+            .contains_key(&"10.0.0.2".parse::<IpAddr>().unwrap())
+    );
+}
+
+#[test]
+fn originates_affine_blocks_and_borrowed_addresses() {
+    let mut s = state();
+    let mine: IpNetwork = "10.244.1.0/26".parse().unwrap();
+    let theirs: IpNetwork = "10.244.2.0/26".parse().unwrap();
+    s.block(
+        &ipam_block_key(&mine),
+        Some(AllocationBlock::new(mine, Some("a")).unwrap()),
+    );
+    let mut other = AllocationBlock::new(theirs, Some("b")).unwrap();
+    let attrs = BTreeMap::from([(ATTR_NODE.to_string(), "a".to_string())]);
+    let borrowed = other.allocate(1, Some("h1"), &attrs);
+    let b_attrs = BTreeMap::from([(ATTR_NODE.to_string(), "b".to_string())]);
+    other.allocate(1, Some("h2"), &b_attrs);
+    s.block(&ipam_block_key(&theirs), Some(other));
+    let d = s.desired("a").unwrap();
+    let expected: BTreeSet<Prefix> = [
+        "10.244.1.0/26".parse().unwrap(),
+        Prefix::new(borrowed[0], 32).unwrap(),
+    ]
+    .into();
+    assert_eq!(d.originate, expected);
+    let b = s.desired("b").unwrap();
+    assert_eq!(
+        b.originate.len(),
+        1,
+        "b's own block only, not the address a borrowed"
+    );
+    s.block(&ipam_block_key(&mine), None);
+    assert_eq!(s.desired("a").unwrap().originate.len(), 1);
+}
+
+#[test]
+fn go_durations() {
+    assert_eq!(parse_go_duration("120s"), Some(Duration::from_secs(120)));
+    assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+    assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+    assert_eq!(parse_go_duration("1h"), Some(Duration::from_secs(3600)));
+    assert_eq!(parse_go_duration("10"), None);
+    assert_eq!(parse_go_duration(""), None);
+    assert_eq!(parse_go_duration("5x"), None);
+}
+
+#[test]
+fn unknown_node_has_no_speaker() {
+    assert!(state().desired("nobody").is_none());
+}
