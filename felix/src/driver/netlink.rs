@@ -81,20 +81,21 @@ impl NetlinkSocket {
     /// `(index into requests, error)`; an empty vector means every request succeeded.
     /// An `Err` means the socket itself failed (answers lost), and the outcome of the
     /// requests is unknown: the caller must read the kernel state back.
-    pub fn batch(&mut self, requests: &[Request]) -> io::Result<Vec<(usize, io::Error)>> {
+    pub fn batch(&mut self, requests: Vec<Request>) -> io::Result<Vec<(usize, io::Error)>> {
         let mut failures = Vec::new();
         let mut out = Vec::with_capacity(BATCH_MESSAGES * 80);
-        for (chunk_index, chunk) in requests.chunks(BATCH_MESSAGES).enumerate() {
+        let total = requests.len();
+        let mut requests = requests.into_iter().enumerate().peekable();
+        while requests.peek().is_some() {
             out.clear();
-            let base = chunk_index * BATCH_MESSAGES;
             let mut by_sequence = BTreeMap::new();
             let mut barrier = 0;
-            for (i, request) in chunk.iter().enumerate() {
+            for (i, request) in requests.by_ref().take(BATCH_MESSAGES) {
                 let sequence = self.next_sequence();
-                by_sequence.insert(sequence, base + i);
-                let mut message = NetlinkMessage::from(request.message.clone());
+                by_sequence.insert(sequence, i);
+                let mut message = NetlinkMessage::from(request.message);
                 message.header.flags = NLM_F_REQUEST | request.flags;
-                if i + 1 == chunk.len() {
+                if (i + 1) % BATCH_MESSAGES == 0 || i + 1 == total {
                     message.header.flags |= NLM_F_ACK;
                     barrier = sequence;
                 }

@@ -369,7 +369,7 @@ impl RouteTable {
             return Ok(());
         }
         let requests: Vec<Request> = operations.iter().map(|op| self.request(op)).collect();
-        let failures = match self.socket.batch(&requests) {
+        let failures = match self.socket.batch(requests) {
             Ok(failures) => failures,
             Err(e) => {
                 // Answers lost: the outcome is unknown, so read the kernel back next time.
