@@ -55,6 +55,8 @@ enum Command {
     Policy(vrctl::policy::PolicyArgs),
     /// IP address management: show usage, release addresses, check consistency.
     Ipam(vrctl::ipam::IpamArgs),
+    /// BGP tools: decode a message.
+    Bgp(vrctl::bgp::BgpArgs),
     /// Print the version.
     Version,
     /// Print a shell completion script.
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Get(args) => vrctl::resources::get(connection, &args),
         Command::Policy(args) => vrctl::policy::run(args, connection),
         Command::Ipam(args) => vrctl::ipam::run(args, connection),
+        Command::Bgp(args) => vrctl::bgp::run(args),
         Command::Version => {
             vrctl::output::emit(&format!("vrctl {}\n", env!("CARGO_PKG_VERSION"))).map(|()| 0)
         }

@@ -1,6 +1,7 @@
 //! `vrctl` subcommand groups, one module each (add siblings such as `apply.rs`, `get.rs` here
 //! and a variant in `src/bin/vrctl.rs`).
 
+pub mod bgp;
 pub mod connection;
 pub mod ipam;
 pub mod manifest;
