@@ -1,0 +1,460 @@
+//! [`PolicyDataplane`]: owns the netlink socket and table `inet vrouter`; adopts an existing
+//! table on start, applies deltas as single atomic batches, reads the kernel's table back to
+//! repair drift, and rebuilds the whole table atomically after repeated kernel errors.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::NftError;
+use super::layout::{self, PolicyState};
+use super::netlink::{KernelError, Netlink};
+use super::plan::{self, NeedsRebuild, Op, SetView, TableView};
+use super::spec::{ElemValue, SetKind, TableSpec};
+use super::wire::{self, DumpKind, Msg};
+use crate::ownership::NFT_TABLE;
+
+/// What one [`PolicyDataplane::apply`] or [`PolicyDataplane::resync`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Netlink messages sent (all batches, excluding batch begin/end).
+    pub messages: usize,
+    /// Chains created.
+    pub chains_created: usize,
+    /// Existing chains whose rules were replaced.
+    pub chains_rewritten: usize,
+    /// Chains deleted.
+    pub chains_deleted: usize,
+    /// Rules added (in created or rewritten chains).
+    pub rules_added: usize,
+    /// Sets and maps created.
+    pub sets_created: usize,
+    /// Sets and maps deleted.
+    pub sets_deleted: usize,
+    /// Set and map elements added (an interval counts once).
+    pub elements_added: usize,
+    /// Set and map elements removed.
+    pub elements_removed: usize,
+    /// The kernel's table was read back before computing the delta.
+    pub read_back: bool,
+    /// Batches the kernel rejected before the final one succeeded.
+    pub kernel_errors: usize,
+    /// The whole table was replaced in one atomic batch.
+    pub full_rebuild: bool,
+    /// Wall time of the whole call, in microseconds.
+    pub micros: u64,
+}
+
+impl ApplyReport {
+    /// True when nothing had to change.
+    pub fn is_noop(&self) -> bool {
+        self.messages == 0
+    }
+
+    /// True when only set and map elements changed (no chain, rule or set was touched).
+    pub fn only_elements_changed(&self) -> bool {
+        self.chains_created == 0
+            && self.chains_rewritten == 0
+            && self.chains_deleted == 0
+            && self.rules_added == 0
+            && self.sets_created == 0
+            && self.sets_deleted == 0
+            && !self.full_rebuild
+    }
+
+    fn count(&mut self, ops: &[Op]) {
+        for op in ops {
+            match op {
+                Op::AddSet { .. } => self.sets_created += 1,
+                Op::AddChain { .. } => self.chains_created += 1,
+                Op::DelElems { elems, .. } => self.elements_removed += elems.len(),
+                Op::AddElems { elems, .. } => self.elements_added += elems.len(),
+                Op::FlushChain { .. } => self.chains_rewritten += 1,
+                Op::AddRule { .. } => self.rules_added += 1,
+                Op::DelChain { .. } => self.chains_deleted += 1,
+                Op::DelSet { .. } => self.sets_deleted += 1,
+            }
+        }
+        // A deleted chain is flushed first; count it once.
+        self.chains_rewritten = self.chains_rewritten.saturating_sub(self.chains_deleted);
+    }
+}
+
+/// The nftables policy dataplane of one network namespace.
+///
+/// `set_desired` is cheap and does no I/O; `apply` programs the delta. The table and its
+/// fail-closed base chains outlive this value (dropping it only closes the socket).
+#[derive(Debug)]
+pub struct PolicyDataplane {
+    sock: Netlink,
+    desired: Option<PolicyState>,
+    dirty: bool,
+    /// What the kernel has, as far as we know (`None`: unknown, read it back first).
+    committed: Option<TableView>,
+}
+
+impl PolicyDataplane {
+    /// Opens a netlink socket in the current thread's network namespace. An existing
+    /// `inet vrouter` table is adopted untouched (its content is compared and repaired by the
+    /// first `apply`); otherwise the fail-closed skeleton (base chains, empty dispatch maps:
+    /// every `vr*` interface dropped) is created in one batch.
+    pub fn new() -> Result<PolicyDataplane, NftError> {
+        let mut dp = PolicyDataplane {
+            sock: Netlink::open()?,
+            desired: None,
+            dirty: false,
+            committed: None,
+        };
+        if dp.table_exists()? {
+            tracing::info!(table = NFT_TABLE, "adopting existing nftables table");
+        } else {
+            let skeleton = layout::skeleton();
+            dp.rebuild(&skeleton, &mut ApplyReport::default())?;
+            tracing::info!(table = NFT_TABLE, "created nftables table (fail closed)");
+        }
+        Ok(dp)
+    }
+
+    /// Replaces the desired state; no I/O.
+    pub fn set_desired(&mut self, state: PolicyState) {
+        self.desired = Some(state);
+        self.dirty = true;
+    }
+
+    /// Programs the difference between the desired state and the kernel in one atomic
+    /// batch. If the kernel rejects it, the table is read back and the delta retried once;
+    /// if that fails too, the whole table is replaced atomically.
+    pub fn apply(&mut self) -> Result<ApplyReport, NftError> {
+        let start = Instant::now();
+        let mut report = ApplyReport::default();
+        if self.desired.is_none() || (!self.dirty && self.committed.is_some()) {
+            return Ok(report);
+        }
+        let want = self.want();
+        self.converge(&want, &mut report)?;
+        self.dirty = false;
+        report.micros = start.elapsed().as_micros() as u64;
+        Ok(report)
+    }
+
+    /// Reads the table back from the kernel and repairs any drift (a deleted set element,
+    /// chain or rule, or a missing table). Without a desired state it only makes sure the
+    /// fail-closed skeleton exists.
+    pub fn resync(&mut self) -> Result<ApplyReport, NftError> {
+        let start = Instant::now();
+        let mut report = ApplyReport::default();
+        self.committed = None;
+        if self.desired.is_none() {
+            if !self.table_exists()? {
+                self.rebuild(&layout::skeleton(), &mut report)?;
+            }
+        } else {
+            let want = self.want();
+            self.converge(&want, &mut report)?;
+            self.dirty = false;
+        }
+        report.micros = start.elapsed().as_micros() as u64;
+        Ok(report)
+    }
+
+    /// The `nft -f` script equivalent to the desired state (empty skeleton if none).
+    pub fn desired_script(&self) -> String {
+        self.want().to_nft_text(NFT_TABLE)
+    }
+
+    fn want(&self) -> TableSpec {
+        match &self.desired {
+            Some(s) => layout::render(s),
+            None => layout::skeleton(),
+        }
+    }
+
+    fn converge(&mut self, want: &TableSpec, report: &mut ApplyReport) -> Result<(), NftError> {
+        for _attempt in 0..2 {
+            let have = match self.committed.take() {
+                Some(v) => v,
+                None => {
+                    report.read_back = true;
+                    match self.read_back(want)? {
+                        Some(v) => v,
+                        None => return self.rebuild(want, report),
+                    }
+                }
+            };
+            let ops = match plan::plan(want, &have) {
+                Ok(ops) => ops,
+                Err(NeedsRebuild(why)) => {
+                    tracing::warn!(%why, "nftables table cannot be patched; rebuilding");
+                    return self.rebuild(want, report);
+                }
+            };
+            if ops.is_empty() {
+                self.committed = Some(have);
+                return Ok(());
+            }
+            match self.send(&ops, false, report) {
+                Ok(()) => {
+                    report.count(&ops);
+                    self.committed = Some(TableView::of(want));
+                    return Ok(());
+                }
+                Err(e) => {
+                    report.kernel_errors += 1;
+                    tracing::warn!(error = %e, "nftables batch rejected; re-reading the table");
+                }
+            }
+        }
+        tracing::warn!("nftables batch rejected twice; rebuilding the table atomically");
+        self.rebuild(want, report)
+    }
+
+    /// Replaces the whole table in one batch: `add table; delete table; add table; …`
+    /// (the first add makes the delete valid whether or not the table exists).
+    fn rebuild(&mut self, want: &TableSpec, report: &mut ApplyReport) -> Result<(), NftError> {
+        let ops = plan::create_all(want);
+        self.send(&ops, true, report)?;
+        report.count(&ops);
+        report.full_rebuild = true;
+        self.committed = Some(TableView::of(want));
+        Ok(())
+    }
+
+    fn send(
+        &mut self,
+        ops: &[Op],
+        rebuild: bool,
+        report: &mut ApplyReport,
+    ) -> Result<(), NftError> {
+        let mut batch = nftnl::Batch::new();
+        let mut what: Vec<String> = Vec::new();
+        let mut add = |batch: &mut nftnl::Batch, m: Msg, w: String| {
+            batch.add(&m, nftnl::MsgType::Add);
+            what.push(w);
+        };
+        if rebuild {
+            add(&mut batch, wire::add_table(NFT_TABLE)?, "add table".into());
+            add(
+                &mut batch,
+                wire::del_table(NFT_TABLE)?,
+                "delete table".into(),
+            );
+            add(&mut batch, wire::add_table(NFT_TABLE)?, "add table".into());
+        }
+        for op in ops {
+            match op {
+                Op::AddSet { name, kind } => add(
+                    &mut batch,
+                    wire::add_set(NFT_TABLE, name, *kind)?,
+                    format!("add set {name}"),
+                ),
+                Op::AddChain { name, hook } => add(
+                    &mut batch,
+                    wire::add_chain(NFT_TABLE, name, *hook)?,
+                    format!("add chain {name}"),
+                ),
+                Op::DelElems { set, elems } | Op::AddElems { set, elems } => {
+                    let is_add = matches!(op, Op::AddElems { .. });
+                    let msgs =
+                        wire::elems(NFT_TABLE, set, elems.iter().map(|(k, v)| (k, v)), is_add)?;
+                    for m in msgs {
+                        let w = if is_add {
+                            "add element to"
+                        } else {
+                            "delete element from"
+                        };
+                        add(&mut batch, m, format!("{w} {set}"));
+                    }
+                }
+                Op::FlushChain { name } => add(
+                    &mut batch,
+                    wire::flush_chain(NFT_TABLE, name)?,
+                    format!("flush chain {name}"),
+                ),
+                Op::AddRule { chain, rule } => add(
+                    &mut batch,
+                    wire::add_rule(NFT_TABLE, chain, rule)?,
+                    format!("add rule {chain} {}", rule.body_text()),
+                ),
+                Op::DelChain { name } => add(
+                    &mut batch,
+                    wire::del_chain(NFT_TABLE, name)?,
+                    format!("delete chain {name}"),
+                ),
+                Op::DelSet { name } => add(
+                    &mut batch,
+                    wire::del_set(NFT_TABLE, name)?,
+                    format!("delete set {name}"),
+                ),
+            }
+        }
+        let batch = batch.finalize();
+        report.messages += what.len();
+        let errors = self.sock.send_batch(&batch)?;
+        if let Some(KernelError { seq, errno }) = errors.first() {
+            // Sequence numbers: BEGIN (if acknowledged), the messages, END.
+            let seqs = batch.sequence_numbers();
+            let span = (seqs.end - seqs.start) as usize;
+            let first = if span > what.len() {
+                seqs.start + 1
+            } else {
+                seqs.start
+            };
+            let index = seq.checked_sub(first).map(|i| i as usize);
+            let w = index
+                .and_then(|i| what.get(i))
+                .cloned()
+                .unwrap_or_else(|| format!("batch message {seq}"));
+            return Err(NftError::Kernel {
+                what: w,
+                errno: *errno,
+            });
+        }
+        Ok(())
+    }
+
+    fn dump(&mut self, kind: DumpKind) -> Result<Option<Vec<Vec<u8>>>, NftError> {
+        let seq = self.sock.next_seq();
+        let req = wire::dump_request(kind, NFT_TABLE, seq)?;
+        self.sock.dump(&req, seq)
+    }
+
+    fn table_exists(&mut self) -> Result<bool, NftError> {
+        let tables = self.dump(DumpKind::Tables)?.unwrap_or_default();
+        for m in &tables {
+            if wire::parse_table(m)? == NFT_TABLE {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The kernel's table as a [`TableView`] (`None`: no table). Set kinds are recognised
+    /// against `want`'s sets of the same name.
+    fn read_back(&mut self, want: &TableSpec) -> Result<Option<TableView>, NftError> {
+        if !self.table_exists()? {
+            return Ok(None);
+        }
+        let mut view = TableView::default();
+        for m in self.dump(DumpKind::Chains)?.unwrap_or_default() {
+            let (table, name) = wire::parse_chain(&m)?;
+            if table == NFT_TABLE {
+                view.chains.insert(name, Vec::new());
+            }
+        }
+        for m in self.dump(DumpKind::Rules)?.unwrap_or_default() {
+            let (table, chain, comment) = wire::parse_rule(&m)?;
+            if table == NFT_TABLE {
+                view.chains.entry(chain).or_default().push(comment);
+            }
+        }
+        let mut sets = Vec::new();
+        for m in self.dump(DumpKind::Sets)?.unwrap_or_default() {
+            let info = wire::parse_set(&m)?;
+            if info.table == NFT_TABLE {
+                sets.push(info);
+            }
+        }
+        for info in sets {
+            let kind = want
+                .sets
+                .get(&info.name)
+                .map(|s| s.kind)
+                .filter(|k| info.matches(*k));
+            let mut raw = Vec::new();
+            for m in self
+                .dump(DumpKind::Elems(info.name.clone()))?
+                .unwrap_or_default()
+            {
+                raw.extend(wire::parse_elems(&m)?);
+            }
+            let elems = match kind {
+                Some(k) => elems_of(k, raw),
+                None => BTreeMap::new(),
+            };
+            view.sets.insert(info.name, SetView { kind, elems });
+        }
+        Ok(Some(view))
+    }
+}
+
+/// Kernel elements as our element map: interval starts paired with the end that follows.
+fn elems_of(kind: SetKind, mut raw: Vec<wire::RawElem>) -> BTreeMap<Vec<u8>, ElemValue> {
+    let mut out = BTreeMap::new();
+    if kind.interval() {
+        // Ends sort before starts at the same key (an end closes the previous interval).
+        raw.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut pending: Option<Vec<u8>> = None;
+        for (key, is_end, _) in raw {
+            if is_end {
+                if let Some(start) = pending.take() {
+                    out.insert(start, ElemValue::IntervalTo(Some(key)));
+                }
+            } else {
+                if let Some(start) = pending.take() {
+                    out.insert(start, ElemValue::IntervalTo(None));
+                }
+                pending = Some(key);
+            }
+        }
+        if let Some(start) = pending {
+            out.insert(start, ElemValue::IntervalTo(None));
+        }
+        return out;
+    }
+    for (key, _, chain) in raw {
+        let value = match (kind.is_vmap(), chain) {
+            (true, Some(c)) => ElemValue::Goto(c),
+            _ => ElemValue::Key,
+        };
+        out.insert(key, value);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nft::spec::Family;
+
+    #[test]
+    fn intervals_pair_up_in_any_dump_order() {
+        let raw = vec![
+            (vec![10, 0, 1, 0], true, None),
+            (vec![10, 0, 0, 0], false, None),
+            (vec![192, 168, 0, 0], false, None),
+        ];
+        let m = elems_of(SetKind::Addrs(Family::V4), raw);
+        assert_eq!(
+            m.get(&vec![10, 0, 0, 0]),
+            Some(&ElemValue::IntervalTo(Some(vec![10, 0, 1, 0])))
+        );
+        assert_eq!(
+            m.get(&vec![192, 168, 0, 0]),
+            Some(&ElemValue::IntervalTo(None))
+        );
+        let vm = elems_of(
+            SetKind::IfaceVmap,
+            vec![(vec![1; 16], false, Some("vr-fw-x".into()))],
+        );
+        assert_eq!(
+            vm.get(&vec![1; 16]),
+            Some(&ElemValue::Goto("vr-fw-x".into()))
+        );
+    }
+
+    #[test]
+    fn report_classifies_changes() {
+        let mut r = ApplyReport::default();
+        r.count(&[Op::AddElems {
+            set: "s".into(),
+            elems: vec![(vec![1], ElemValue::Key)],
+        }]);
+        assert!(r.only_elements_changed());
+        assert_eq!(r.elements_added, 1);
+        r.count(&[
+            Op::FlushChain { name: "c".into() },
+            Op::DelChain { name: "c".into() },
+        ]);
+        assert_eq!((r.chains_rewritten, r.chains_deleted), (0, 1));
+        assert!(!r.only_elements_changed());
+    }
+}

@@ -1,0 +1,210 @@
+//! Unit tests of the table layout (no kernel): skeleton, interval merging, rendering of
+//! tiers, Pass/Log/Deny, profiles and per-family sets.
+
+use super::*;
+
+fn net(s: &str) -> IpNetwork {
+    s.parse().expect("net")
+}
+
+fn model(yaml: &str) -> policy::Model {
+    let docs = datastore::resource::parse_documents(yaml).expect("yaml");
+    policy::convert::model_from_resources(&docs).expect("model")
+}
+
+const BASE: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n---\n\
+    apiVersion: projectcalico.org/v3\nkind: WorkloadEndpoint\n\
+    metadata: {name: a, namespace: prod, labels: {app: web}}\n\
+    spec: {interfaceName: vr00000000001, ipNetworks: [10.0.0.1/32, 'fd00::1/128']}\n---\n\
+    apiVersion: projectcalico.org/v3\nkind: WorkloadEndpoint\n\
+    metadata: {name: b, namespace: prod, labels: {app: db}}\n\
+    spec: {interfaceName: vr00000000002, ipNetworks: [10.0.0.2/32]}\n";
+
+fn state(yaml: &str) -> PolicyState {
+    let m = model(&format!("{BASE}{yaml}"));
+    PolicyState {
+        ruleset: policy::compile::compile(&m),
+        workloads: vec![WorkloadIface {
+            endpoint: EndpointId::new("prod", "a"),
+            iface: "vr00000000001".into(),
+            addrs: vec![net("10.0.0.1/32"), net("fd00::1/128")],
+        }],
+    }
+}
+
+fn texts(t: &TableSpec, chain: &str) -> Vec<String> {
+    t.chains[chain]
+        .rules
+        .iter()
+        .map(RuleSpec::body_text)
+        .collect()
+}
+
+#[test]
+fn skeleton_fails_closed() {
+    let t = skeleton();
+    assert_eq!(t.chains[CHAIN_FORWARD].hook, Some(Hook::Forward));
+    assert_eq!(
+        texts(&t, CHAIN_FORWARD)[..4],
+        [
+            "ct state established,related accept",
+            "ct state invalid drop",
+            "iifname \"vr*\" jump vr-from-wl-dispatch",
+            "oifname \"vr*\" jump vr-to-wl-dispatch",
+        ]
+    );
+    let from = texts(&t, CHAIN_FROM_WL);
+    assert_eq!(from.last().map(String::as_str), Some("drop"));
+    assert!(from[0].contains("iifname . ip saddr != @vr-wl-src-4 drop"));
+    assert_eq!(
+        texts(&t, CHAIN_TO_WL).last().map(String::as_str),
+        Some("drop")
+    );
+    assert!(t.sets[MAP_FROM_WL].elems.is_empty());
+    // Every name is prefixed (no nft keyword such as `fwd` or `input`).
+    assert!(
+        t.chains
+            .keys()
+            .chain(t.sets.keys())
+            .all(|n| n.starts_with("vr-"))
+    );
+}
+
+#[test]
+fn intervals_are_merged() {
+    let nets = [
+        net("10.0.0.0/25"),
+        net("10.0.0.128/25"),
+        net("10.0.0.5/32"),
+        net("192.168.0.0/16"),
+        net("fd00::/64"),
+    ];
+    let e = interval_elems(nets.iter(), Family::V4);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(
+        e[&vec![10, 0, 0, 0]],
+        ElemValue::IntervalTo(Some(vec![10, 0, 1, 0]))
+    );
+    let top = interval_elems(
+        [net("255.255.255.0/24"), net("0.0.0.0/0")].iter(),
+        Family::V4,
+    );
+    assert_eq!(top.len(), 1);
+    assert_eq!(top[&vec![0, 0, 0, 0]], ElemValue::IntervalTo(None));
+    let v6 = interval_elems(nets.iter(), Family::V6);
+    assert_eq!(v6.len(), 1);
+    let all6 = interval_elems([net("::/0")].iter(), Family::V6);
+    assert_eq!(all6[&vec![0; 16]], ElemValue::IntervalTo(None));
+}
+
+#[test]
+fn no_policy_means_profile_only_and_local_workloads_dispatch() {
+    let t = render(&state(""));
+    let fw = texts(&t, "vr-fw-vr00000000001");
+    assert_eq!(fw.len(), 4, "{fw:?}");
+    assert!(fw[1].starts_with("jump vr-pro-"));
+    assert_eq!(fw[3], "drop");
+    // Only the local workload is dispatched; b has no chain.
+    assert_eq!(t.sets[MAP_FROM_WL].elems.len(), 1);
+    assert!(!t.chains.contains_key("vr-fw-vr00000000002"));
+    assert_eq!(t.sets[SET_WL_SRC4].elems.len(), 1);
+    assert_eq!(t.sets[SET_WL_SRC6].elems.len(), 1);
+    let key = &t.sets[SET_WL_SRC4].elems.keys().next().expect("elem")[..];
+    assert_eq!(&key[16..], &[10, 0, 0, 1]);
+}
+
+#[test]
+fn tiers_pass_log_and_end_of_tier() {
+    let t = render(&state(
+        "---\napiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: sec}\nspec: {order: 10}\n\
+         ---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: sec.g}\n\
+         spec:\n  tier: sec\n  selector: all()\n  ingress:\n  - {action: Log}\n  \
+         - {action: Pass, source: {selector: app == 'db'}}\n  - {action: Deny, protocol: TCP, destination: {ports: [22, '80:90']}}\n",
+    ));
+    let tw = texts(&t, "vr-tw-vr00000000001");
+    assert!(
+        tw[1].starts_with("meta mark & 0x03000000 == 0 jump vr-pi-"),
+        "{tw:?}"
+    );
+    assert_eq!(tw[2], "meta mark & 0x01000000 != 0 return");
+    assert_eq!(tw[3], "meta mark & 0x02000000 == 0 drop");
+    let policy = tw[1].rsplit(' ').next().expect("chain").to_string();
+    let rules = texts(&t, &policy);
+    assert!(rules[0].starts_with("log prefix \"vr ingress GlobalNetworkPolicy sec.g: \""));
+    // Pass over a selector set: one rule per family, each setting the pass bit.
+    assert!(rules[1].starts_with("meta nfproto ipv4 ip saddr @vr-s-"));
+    assert!(rules[1].ends_with("meta mark set meta mark | 0x02000000 return"));
+    assert!(rules[2].starts_with("meta nfproto ipv6 ip6 saddr @vr-s-"));
+    // Two port ranges: two alternatives.
+    assert_eq!(rules[3], "meta l4proto 6 th dport 22 drop");
+    assert_eq!(rules[4], "meta l4proto 6 th dport 80-90 drop");
+    assert_eq!(rules.len(), 5);
+    // The selector set holds b's address (v4) and nothing for v6.
+    let set4 = t
+        .sets
+        .iter()
+        .find(|(n, _)| n.starts_with("vr-s-") && n.ends_with("-4"))
+        .expect("v4 set");
+    assert_eq!(set4.1.elems.len(), 1);
+}
+
+#[test]
+fn fixed_nets_skip_the_other_family() {
+    let t = render(&state(
+        "---\napiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: p, namespace: prod}\n\
+         spec:\n  selector: all()\n  egress:\n  - {action: Allow, destination: {nets: [192.0.2.0/24]}}\n  \
+         - {action: Deny, destination: {notNets: [192.0.2.0/24]}}\n",
+    ));
+    let fw = texts(&t, "vr-fw-vr00000000001");
+    let policy = fw[1].rsplit(' ').next().expect("chain").to_string();
+    let rules = texts(&t, &policy);
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    assert!(rules[0].starts_with("meta nfproto ipv4 ip daddr @vr-n-"));
+    assert!(rules[1].starts_with("meta nfproto ipv4 ip daddr != @vr-n-"));
+    // For IPv6 the notNets set is empty: the condition always holds.
+    assert_eq!(rules[2], "meta nfproto ipv6 drop");
+    assert!(
+        t.sets
+            .keys()
+            .any(|n| n.starts_with("vr-n-") && n.ends_with("-4"))
+    );
+    assert!(
+        !t.sets
+            .keys()
+            .any(|n| n.starts_with("vr-n-") && n.ends_with("-6"))
+    );
+}
+
+#[test]
+fn profile_pass_moves_to_the_next_profile() {
+    let t = render(&state(
+        "---\napiVersion: projectcalico.org/v3\nkind: Profile\nmetadata: {name: p1}\n\
+         spec: {ingress: [{action: Pass}, {action: Deny}]}\n",
+    ));
+    let name = profile_chain("p1", Direction::Ingress);
+    let mut s = state(
+        "---\napiVersion: projectcalico.org/v3\nkind: Profile\nmetadata: {name: p1}\n\
+         spec: {ingress: [{action: Pass}, {action: Deny}]}\n",
+    );
+    if let Some(ep) = s.ruleset.endpoints.get_mut(&EndpointId::new("prod", "a")) {
+        ep.profiles.insert(0, "p1".into());
+        ep.profiles.push("missing".into());
+    }
+    let t2 = render(&s);
+    assert_eq!(texts(&t2, &name), ["return", "drop"]);
+    let tw = texts(&t2, "vr-tw-vr00000000001");
+    assert!(tw[1].ends_with(&name), "{tw:?}");
+    // The missing profile is skipped; the chain still ends in drop.
+    assert_eq!(tw.len(), 6, "{tw:?}");
+    assert!(
+        !t.chains.contains_key(&name),
+        "unused profiles get no chain"
+    );
+}
+
+#[test]
+fn log_prefixes_are_bounded() {
+    let long = "x".repeat(300);
+    let p = log_prefix(&format!("\"{long}\""), Direction::Egress);
+    assert!(p.len() <= 120 && !p.contains('"'));
+}

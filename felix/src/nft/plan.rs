@@ -1,0 +1,300 @@
+//! The delta between the table we want ([`TableSpec`]) and the table the kernel has
+//! ([`TableView`]: chains as rule-comment lists, sets with elements), as an ordered list of
+//! [`Op`]s for one atomic batch. Pure.
+//!
+//! Order inside the batch, so every reference is valid at each step: new sets → new chains
+//! (empty) → element deletions, then additions (map elements refer to chains) → rewritten and new chains' rules → obsolete chains flushed, then deleted → obsolete
+//! sets deleted. Unchanged chains and sets produce no message at all.
+
+use std::collections::BTreeMap;
+
+use super::spec::{ElemValue, Hook, RuleSpec, SetKind, TableSpec};
+
+/// A set as seen in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SetView {
+    /// `None`: the kernel's set has a key type or flags we do not program.
+    pub(crate) kind: Option<SetKind>,
+    pub(crate) elems: BTreeMap<Vec<u8>, ElemValue>,
+}
+
+/// What is in the kernel's table (or what we last committed to it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TableView {
+    /// Chain name → comments of its rules in order.
+    pub(crate) chains: BTreeMap<String, Vec<String>>,
+    pub(crate) sets: BTreeMap<String, SetView>,
+}
+
+impl TableView {
+    /// The view a successfully committed `spec` leaves behind.
+    pub(crate) fn of(spec: &TableSpec) -> TableView {
+        TableView {
+            chains: spec
+                .chains
+                .iter()
+                .map(|(n, c)| (n.clone(), c.comments()))
+                .collect(),
+            sets: spec
+                .sets
+                .iter()
+                .map(|(n, s)| {
+                    (
+                        n.clone(),
+                        SetView {
+                            kind: Some(s.kind),
+                            elems: s.elems.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Op {
+    AddSet {
+        name: String,
+        kind: SetKind,
+    },
+    AddChain {
+        name: String,
+        hook: Option<Hook>,
+    },
+    DelElems {
+        set: String,
+        elems: Vec<(Vec<u8>, ElemValue)>,
+    },
+    AddElems {
+        set: String,
+        elems: Vec<(Vec<u8>, ElemValue)>,
+    },
+    FlushChain {
+        name: String,
+    },
+    AddRule {
+        chain: String,
+        rule: RuleSpec,
+    },
+    DelChain {
+        name: String,
+    },
+    DelSet {
+        name: String,
+    },
+}
+
+/// Why no delta could be computed: the kernel's table must be rebuilt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NeedsRebuild(pub(crate) String);
+
+/// The delta from `have` to `want`.
+pub(crate) fn plan(want: &TableSpec, have: &TableView) -> Result<Vec<Op>, NeedsRebuild> {
+    let mut ops = Vec::new();
+    // Element additions go after chain creation: map elements refer to chains.
+    let mut adds = Vec::new();
+    for (name, set) in &want.sets {
+        match have.sets.get(name) {
+            None => {
+                ops.push(Op::AddSet {
+                    name: name.clone(),
+                    kind: set.kind,
+                });
+                if !set.elems.is_empty() {
+                    adds.push(Op::AddElems {
+                        set: name.clone(),
+                        elems: set
+                            .elems
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    });
+                }
+            }
+            Some(v) if v.kind != Some(set.kind) => {
+                return Err(NeedsRebuild(format!("set {name} has another type")));
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, chain) in &want.chains {
+        if !have.chains.contains_key(name) {
+            ops.push(Op::AddChain {
+                name: name.clone(),
+                hook: chain.hook,
+            });
+        }
+    }
+    for (name, set) in &want.sets {
+        let Some(v) = have.sets.get(name) else {
+            continue;
+        };
+        let del: Vec<(Vec<u8>, ElemValue)> = v
+            .elems
+            .iter()
+            .filter(|(k, val)| set.elems.get(*k) != Some(*val))
+            .map(|(k, val)| (k.clone(), val.clone()))
+            .collect();
+        let add: Vec<(Vec<u8>, ElemValue)> = set
+            .elems
+            .iter()
+            .filter(|(k, val)| v.elems.get(*k) != Some(*val))
+            .map(|(k, val)| (k.clone(), val.clone()))
+            .collect();
+        if !del.is_empty() {
+            ops.push(Op::DelElems {
+                set: name.clone(),
+                elems: del,
+            });
+        }
+        if !add.is_empty() {
+            adds.push(Op::AddElems {
+                set: name.clone(),
+                elems: add,
+            });
+        }
+    }
+    ops.extend(adds);
+    for (name, chain) in &want.chains {
+        match have.chains.get(name) {
+            Some(comments) if *comments == chain.comments() => continue,
+            Some(comments) if !comments.is_empty() => {
+                ops.push(Op::FlushChain { name: name.clone() })
+            }
+            _ => {}
+        }
+        for rule in &chain.rules {
+            ops.push(Op::AddRule {
+                chain: name.clone(),
+                rule: rule.clone(),
+            });
+        }
+    }
+    let obsolete: Vec<&String> = have
+        .chains
+        .keys()
+        .filter(|n| !want.chains.contains_key(*n))
+        .collect();
+    for name in &obsolete {
+        if !have.chains[*name].is_empty() {
+            ops.push(Op::FlushChain {
+                name: (*name).clone(),
+            });
+        }
+    }
+    for name in obsolete {
+        ops.push(Op::DelChain { name: name.clone() });
+    }
+    for name in have.sets.keys() {
+        if !want.sets.contains_key(name) {
+            ops.push(Op::DelSet { name: name.clone() });
+        }
+    }
+    Ok(ops)
+}
+
+/// Every op needed to create `want` from nothing (after the table itself).
+pub(crate) fn create_all(want: &TableSpec) -> Vec<Op> {
+    match plan(want, &TableView::default()) {
+        Ok(ops) => ops,
+        Err(_) => unreachable!("an empty view never conflicts"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nft::spec::{ChainSpec, Family, SetSpec, Verdict};
+
+    fn table() -> TableSpec {
+        let mut t = TableSpec::default();
+        let mut s = SetSpec::new(SetKind::Addrs(Family::V4));
+        s.elems.insert(
+            vec![10, 0, 0, 1],
+            ElemValue::IntervalTo(Some(vec![10, 0, 0, 2])),
+        );
+        t.sets.insert("vr-s-a-4".into(), s);
+        t.chains.insert(
+            "vr-x".into(),
+            ChainSpec::regular(vec![RuleSpec::new(vec![], vec![], Verdict::Drop)]),
+        );
+        t
+    }
+
+    #[test]
+    fn identical_tables_need_nothing() {
+        let t = table();
+        assert_eq!(plan(&t, &TableView::of(&t)), Ok(vec![]));
+    }
+
+    #[test]
+    fn element_change_touches_only_elements() {
+        let t = table();
+        let have = TableView::of(&t);
+        let mut want = t.clone();
+        if let Some(s) = want.sets.get_mut("vr-s-a-4") {
+            s.elems.insert(
+                vec![10, 0, 0, 9],
+                ElemValue::IntervalTo(Some(vec![10, 0, 0, 10])),
+            );
+            s.elems.remove(&vec![10, 0, 0, 1]);
+        }
+        let ops = plan(&want, &have).expect("plan");
+        assert_eq!(ops.len(), 2, "{ops:?}");
+        assert!(matches!(&ops[0], Op::DelElems { elems, .. } if elems.len() == 1));
+        assert!(matches!(&ops[1], Op::AddElems { elems, .. } if elems.len() == 1));
+    }
+
+    #[test]
+    fn changed_and_obsolete_chains() {
+        let t = table();
+        let mut have = TableView::of(&t);
+        have.chains.insert("vr-old".into(), vec!["vr:1".into()]);
+        have.chains.insert("vr-x".into(), vec!["vr:other".into()]);
+        have.sets.insert(
+            "vr-gone".into(),
+            SetView {
+                kind: Some(SetKind::Ifaces),
+                elems: BTreeMap::new(),
+            },
+        );
+        let ops = plan(&t, &have).expect("plan");
+        let names: Vec<String> = ops
+            .iter()
+            .map(|o| match o {
+                Op::FlushChain { name } => format!("flush {name}"),
+                Op::AddRule { chain, .. } => format!("rule {chain}"),
+                Op::DelChain { name } => format!("del {name}"),
+                Op::DelSet { name } => format!("delset {name}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "flush vr-x",
+                "rule vr-x",
+                "flush vr-old",
+                "del vr-old",
+                "delset vr-gone"
+            ]
+        );
+    }
+
+    #[test]
+    fn set_of_another_type_forces_rebuild() {
+        let t = table();
+        let mut have = TableView::of(&t);
+        if let Some(s) = have.sets.get_mut("vr-s-a-4") {
+            s.kind = None;
+        }
+        assert!(plan(&t, &have).is_err());
+        let all = create_all(&t);
+        assert!(matches!(all[0], Op::AddSet { .. }));
+        assert!(matches!(all[1], Op::AddChain { .. }));
+        assert!(matches!(all[2], Op::AddElems { .. }));
+        assert_eq!(all.len(), 4);
+    }
+}
