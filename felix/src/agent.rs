@@ -131,6 +131,12 @@ impl AgentConfig {
         }
     }
 
+    /// Enforces policy with the nftables dataplane (table `inet vrouter`).
+    pub fn with_nftables(mut self) -> Self {
+        self.policy_plane = Some(crate::manager::policy::nftables_plane());
+        self
+    }
+
     /// Programs the namespace `/var/run/netns/<name>`.
     pub fn in_netns(mut self, name: &str) -> Self {
         self.netns = Some(PathBuf::from(format!("/var/run/netns/{name}")));

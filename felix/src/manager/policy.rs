@@ -90,6 +90,7 @@ impl PolicyManager {
         }
         let mut report = PolicyReport::default();
         if self.resync {
+            // A resync reads the kernel back and programs the full desired state.
             report = self.plane.resync()?;
             self.resync = false;
             self.dirty = false;
@@ -101,4 +102,72 @@ impl PolicyManager {
         }
         Ok(report)
     }
+}
+
+/// The nftables policy dataplane ([`crate::nft`]) as the manager's [`PolicyPlane`].
+mod nftables {
+    use super::{PolicyDesired, PolicyPlane, PolicyPlaneError, PolicyReport};
+    use crate::nft::{ApplyReport, NftError, PolicyDataplane, PolicyState, WorkloadIface};
+
+    fn report(r: &ApplyReport) -> PolicyReport {
+        PolicyReport {
+            changes: r.chains_created
+                + r.chains_rewritten
+                + r.chains_deleted
+                + r.rules_added
+                + r.sets_created
+                + r.sets_deleted
+                + r.elements_added
+                + r.elements_removed,
+            repaired: 0,
+        }
+    }
+
+    fn error(e: NftError) -> PolicyPlaneError {
+        PolicyPlaneError(e.to_string())
+    }
+
+    impl PolicyPlane for PolicyDataplane {
+        fn set_desired(&mut self, desired: PolicyDesired) {
+            let workloads = desired
+                .workloads
+                .into_iter()
+                .map(|w| WorkloadIface {
+                    endpoint: w.id,
+                    iface: w.iface,
+                    addrs: w.nets,
+                })
+                .collect();
+            PolicyDataplane::set_desired(
+                self,
+                PolicyState {
+                    ruleset: desired.ruleset,
+                    workloads,
+                },
+            );
+        }
+
+        fn apply(&mut self) -> Result<PolicyReport, PolicyPlaneError> {
+            PolicyDataplane::apply(self).map(|r| report(&r)).map_err(error)
+        }
+
+        fn resync(&mut self) -> Result<PolicyReport, PolicyPlaneError> {
+            let r = PolicyDataplane::resync(self).map_err(error)?;
+            let mut out = report(&r);
+            out.repaired = out.changes;
+            Ok(out)
+        }
+    }
+
+    /// Opens the nftables dataplane (adopting or creating table `inet vrouter`).
+    pub(super) fn open() -> Result<Box<dyn PolicyPlane>, PolicyPlaneError> {
+        Ok(Box::new(PolicyDataplane::new().map_err(error)?))
+    }
+}
+
+/// The factory the agent uses for the nftables policy dataplane (see
+/// [`crate::agent::AgentConfig::with_nftables`]); runs on the dataplane thread, inside the
+/// node's namespace.
+pub fn nftables_plane() -> crate::agent::PolicyPlaneFactory {
+    Box::new(nftables::open)
 }
