@@ -148,7 +148,9 @@ mod nftables {
         }
 
         fn apply(&mut self) -> Result<PolicyReport, PolicyPlaneError> {
-            PolicyDataplane::apply(self).map(|r| report(&r)).map_err(error)
+            PolicyDataplane::apply(self)
+                .map(|r| report(&r))
+                .map_err(error)
         }
 
         fn resync(&mut self) -> Result<PolicyReport, PolicyPlaneError> {
@@ -170,4 +172,76 @@ mod nftables {
 /// node's namespace.
 pub fn nftables_plane() -> crate::agent::PolicyPlaneFactory {
     Box::new(nftables::open)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Records calls; fails `apply` while `fail` is set.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Arc<Mutex<Vec<String>>>,
+        fail: Arc<Mutex<bool>>,
+    }
+
+    impl PolicyPlane for Recorder {
+        fn set_desired(&mut self, desired: PolicyDesired) {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("set {}", desired.workloads.len()));
+        }
+        fn apply(&mut self) -> Result<PolicyReport, PolicyPlaneError> {
+            self.calls.lock().unwrap().push("apply".into());
+            if *self.fail.lock().unwrap() {
+                return Err(PolicyPlaneError("kernel said no".into()));
+            }
+            Ok(PolicyReport {
+                changes: 2,
+                repaired: 0,
+            })
+        }
+        fn resync(&mut self) -> Result<PolicyReport, PolicyPlaneError> {
+            self.calls.lock().unwrap().push("resync".into());
+            Ok(PolicyReport {
+                changes: 1,
+                repaired: 1,
+            })
+        }
+    }
+
+    fn desired() -> PolicyDesired {
+        let model = policy::Model::new(policy::ModelParts::default()).unwrap();
+        PolicyDesired {
+            ruleset: policy::compile::compile(&model),
+            workloads: vec![],
+        }
+    }
+
+    #[test]
+    fn hands_over_the_latest_state_and_retries_failures() {
+        let recorder = Recorder::default();
+        let calls = Arc::clone(&recorder.calls);
+        let fail = Arc::clone(&recorder.fail);
+        let mut manager = PolicyManager::new(Box::new(recorder));
+        assert!(!manager.has_pending_work());
+        manager.on_policy(desired());
+        manager.on_policy(desired());
+        *fail.lock().unwrap() = true;
+        assert!(manager.apply().is_err());
+        assert!(manager.has_pending_work(), "a failed apply stays pending");
+        *fail.lock().unwrap() = false;
+        assert_eq!(manager.apply().unwrap().changes, 2);
+        assert!(!manager.has_pending_work());
+        manager.request_resync();
+        assert_eq!(manager.apply().unwrap().repaired, 1);
+        assert_eq!(
+            *calls.lock().unwrap(),
+            ["set 0", "apply", "apply", "resync"],
+            "coalesced to one hand-over; retry without re-sending; resync"
+        );
+    }
 }
