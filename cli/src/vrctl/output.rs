@@ -4,8 +4,7 @@
 //! same shape. Pure functions from resources to text.
 
 use clap::ValueEnum;
-use datastore::resource::{Kind, Resource, resources_to_list_yaml};
-use serde::Serialize;
+use datastore::resource::{Kind, Resource, ResourceList, resources_to_list_yaml};
 use serde_json::Value;
 
 /// `-o` formats.
@@ -167,36 +166,11 @@ fn to_value(resource: &Resource) -> Value {
     serde_json::to_value(resource).expect("invariant: resources have string keys")
 }
 
-/// A `<Kind>List` (or `v1` `List` for mixed kinds), fields in calicoctl's order.
-#[derive(Serialize)]
-struct ListOut<'a> {
-    #[serde(rename = "apiVersion")]
-    api_version: &'static str,
-    kind: String,
-    items: &'a [Resource],
-}
-
 /// JSON of one object, or of a `<Kind>List` (like [`resources_to_list_yaml`]).
 pub fn json(resources: &[Resource], single: bool) -> String {
     let text = match (single, resources) {
         (true, [one]) => serde_json::to_string_pretty(one),
-        _ => {
-            let first = resources.first().map(Resource::kind);
-            let same = first.filter(|k| resources.iter().all(|r| r.kind() == *k));
-            let list = match same {
-                Some(k) => ListOut {
-                    api_version: k.api_version(),
-                    kind: format!("{}List", k.kind_name()),
-                    items: resources,
-                },
-                None => ListOut {
-                    api_version: "v1",
-                    kind: "List".to_string(),
-                    items: resources,
-                },
-            };
-            serde_json::to_string_pretty(&list)
-        }
+        _ => serde_json::to_string_pretty(&ResourceList::new(resources)),
     };
     let mut text = text.expect("invariant: resources have string keys and finite values");
     text.push('\n');

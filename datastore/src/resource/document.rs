@@ -435,32 +435,43 @@ pub fn resources_to_yaml(resources: &[Resource]) -> String {
         .join("---\n")
 }
 
-#[derive(Serialize)]
-struct ListOut<'a> {
+/// The list envelope `calicoctl get <kind> -o yaml|json` prints: `<Kind>List` with the kind's
+/// `apiVersion` when every item has the same kind, otherwise a `v1` `List`. Serialize it with
+/// any serde format.
+#[derive(Debug, Serialize)]
+pub struct ResourceList<'a> {
+    /// `apiVersion` of the list.
     #[serde(rename = "apiVersion")]
-    api_version: &'static str,
-    kind: String,
-    items: &'a [Resource],
+    pub api_version: &'static str,
+    /// `<Kind>List` or `List`.
+    pub kind: String,
+    /// The objects.
+    pub items: &'a [Resource],
 }
 
-/// One list document like `calicoctl get <kind> -o yaml`: `<Kind>List` with the kind's
-/// `apiVersion` when every item has the same kind, otherwise a `v1` `List`.
+impl<'a> ResourceList<'a> {
+    /// Wraps `resources` in the envelope calicoctl would use.
+    pub fn new(resources: &'a [Resource]) -> Self {
+        let first = resources.first().map(Resource::kind);
+        match first.filter(|k| resources.iter().all(|r| r.kind() == *k)) {
+            Some(kind) => ResourceList {
+                api_version: kind.api_version(),
+                kind: format!("{}List", kind.kind_name()),
+                items: resources,
+            },
+            None => ResourceList {
+                api_version: K8S_CORE_API_VERSION,
+                kind: "List".to_owned(),
+                items: resources,
+            },
+        }
+    }
+}
+
+/// One list document like `calicoctl get <kind> -o yaml` (see [`ResourceList`]).
 pub fn resources_to_list_yaml(resources: &[Resource]) -> String {
-    let first = resources.first().map(Resource::kind);
-    let same = first.filter(|k| resources.iter().all(|r| r.kind() == *k));
-    let list = match same {
-        Some(kind) => ListOut {
-            api_version: kind.api_version(),
-            kind: format!("{}List", kind.kind_name()),
-            items: resources,
-        },
-        None => ListOut {
-            api_version: K8S_CORE_API_VERSION,
-            kind: "List".to_owned(),
-            items: resources,
-        },
-    };
-    yaml_serde::to_string(&list).expect("invariant: resources have string keys")
+    yaml_serde::to_string(&ResourceList::new(resources))
+        .expect("invariant: resources have string keys")
 }
 
 #[cfg(test)]

@@ -43,8 +43,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use bgp::{BgpConfiguration, BgpPeer};
 pub use document::{
-    DecodeError, DocumentError, parse_and_validate_documents, parse_documents, parse_located,
-    resources_to_list_yaml, resources_to_yaml,
+    DecodeError, DocumentError, ResourceList, parse_and_validate_documents, parse_documents,
+    parse_located, resources_to_list_yaml, resources_to_yaml,
 };
 pub use endpoint::{HostEndpoint, WorkloadEndpoint};
 pub use felix::FelixConfiguration;
