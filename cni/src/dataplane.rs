@@ -12,17 +12,20 @@
 //!    host namespace; bring `CNI_IFNAME` up; add the addresses (`/32`, `/128`) and the
 //!    routes of [`crate::gateway`];
 //! 2. on the host: fixed MAC `ee:ee:ee:ee:ee:ee`, MTU, up, `proxy_arp`/`proxy_ndp`,
-//!    forwarding, and a `/32` (`/128`) route per address to the host veth (Felix programs
-//!    the same routes with its own protocol; the CNI's make the pod reachable at once).
+//!    forwarding, and a `/32` (`/128`) route per address to the host veth, with the agent's
+//!    route protocol (80): the pod is reachable at once and the agent adopts the route.
 
 use std::fs::File;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
 
+use datastore::ipam::workload::ROUTE_PROTO_AGENT;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope,
+};
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::gateway::{GATEWAY_V4, GATEWAY_V6, HOST_VETH_MAC, format_mac, host_prefix};
@@ -293,8 +296,11 @@ pub async fn attach(pod: &PodNetwork) -> Result<Attached, DataplaneError> {
         .map_err(netlink(format!("configuring {}", pod.host_ifname)))?;
     host_sysctls(&pod.host_ifname, &pod.ips);
     for ip in &pod.ips {
+        let mut route = link_route(*ip, host_prefix(*ip), index);
+        // The agent's protocol: the agent adopts this route rather than meeting a foreign one.
+        route.header.protocol = RouteProtocol::from(ROUTE_PROTO_AGENT);
         host.route()
-            .add(link_route(*ip, host_prefix(*ip), index))
+            .add(route)
             .replace()
             .execute()
             .await

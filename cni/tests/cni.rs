@@ -232,6 +232,10 @@ async fn add_check_del_round_trip() {
         test_support::run_ok(Command::new("ip").args(["route", "show", "dev", &host_if]))
             .expect("host routes");
     assert!(host_routes.contains(ip), "{host_routes}");
+    assert!(
+        host_routes.contains("proto 80"),
+        "the host route carries the agent's protocol so the agent adopts it: {host_routes}"
+    );
     // The pod answers through the link-local gateway (traffic only into our namespace).
     test_support::run_ok(Command::new("ping").args(["-c", "1", "-W", "2", ip])).expect("ping pod");
     // The WorkloadEndpoint.

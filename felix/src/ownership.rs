@@ -10,15 +10,14 @@
 //! | nftables rules, sets, maps | everything in table [`NFT_FAMILY`] [`NFT_TABLE`] (`inet vrouter`) |
 //! | host-side workload veths | name prefix [`HOST_VETH_PREFIX`] (`vr` + 11 hex digits of a hash of the endpoint id) |
 //!
-//! The veth name is computed by [`host_veth_name`], which lives in `datastore::ipam::workload`
-//! because the CNI plugin (which creates the veth) and the agent (which finds it) must agree
-//! byte for byte; this module re-exports that one implementation rather than copying it.
+//! The veth name ([`host_veth_name`]) and the agent's route protocol live in
+//! `datastore::ipam::workload` because the CNI plugin (which creates the veth and the pod's host
+//! route) and the agent (which adopts both) must agree exactly; this module re-exports that one
+//! definition rather than copying it.
 
-pub use datastore::ipam::workload::{HOST_VETH_PREFIX, endpoint_id, host_veth_name};
-
-/// Route protocol (`rtm_protocol`) of routes the agent programs: pod routes and block
-/// blackholes. Calico's `DefaultRouteProto` is the same number.
-pub const ROUTE_PROTO_AGENT: u8 = 80;
+pub use datastore::ipam::workload::{
+    HOST_VETH_PREFIX, ROUTE_PROTO_AGENT, endpoint_id, host_veth_name,
+};
 
 // 0..=4 are kernel/boot/static; the two must differ so neither owner touches the other's.
 const _: () = assert!(ROUTE_PROTO_AGENT > 4 && ROUTE_PROTO_BGP > 4);

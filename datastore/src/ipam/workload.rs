@@ -18,6 +18,12 @@ pub const ORCHESTRATOR_CNI: &str = "cni";
 /// Prefix of every host-side workload interface.
 pub const HOST_VETH_PREFIX: &str = "vr";
 
+/// Route protocol (`rtm_protocol`) of the agent's routes: pod `/32`s and block blackholes.
+/// The CNI plugin installs each pod's host route with it too, so the agent adopts that route
+/// as its own instead of finding a foreign route in the way (`felix::ownership` re-exports it;
+/// Calico's `DefaultRouteProto` is the same number).
+pub const ROUTE_PROTO_AGENT: u8 = 80;
+
 fn escape(part: &str) -> String {
     part.replace('-', "--")
 }
