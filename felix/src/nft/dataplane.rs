@@ -61,7 +61,7 @@ impl ApplyReport {
             && !self.full_rebuild
     }
 
-    fn count(&mut self, ops: &[Op]) {
+    fn count(&mut self, ops: &[Op<'_>]) {
         for op in ops {
             match op {
                 Op::AddSet { .. } => self.sets_created += 1,
@@ -107,8 +107,7 @@ impl PolicyDataplane {
         if dp.table_exists()? {
             tracing::info!(table = NFT_TABLE, "adopting existing nftables table");
         } else {
-            let skeleton = layout::skeleton();
-            dp.rebuild(&skeleton, &mut ApplyReport::default())?;
+            dp.rebuild(layout::skeleton(), &mut ApplyReport::default())?;
             tracing::info!(table = NFT_TABLE, "created nftables table (fail closed)");
         }
         Ok(dp)
@@ -130,7 +129,7 @@ impl PolicyDataplane {
             return Ok(report);
         }
         let want = self.want();
-        self.converge(&want, &mut report)?;
+        self.converge(want, &mut report)?;
         self.dirty = false;
         report.micros = start.elapsed().as_micros() as u64;
         Ok(report)
@@ -145,11 +144,11 @@ impl PolicyDataplane {
         self.committed = None;
         if self.desired.is_none() {
             if !self.table_exists()? {
-                self.rebuild(&layout::skeleton(), &mut report)?;
+                self.rebuild(layout::skeleton(), &mut report)?;
             }
         } else {
             let want = self.want();
-            self.converge(&want, &mut report)?;
+            self.converge(want, &mut report)?;
             self.dirty = false;
         }
         report.micros = start.elapsed().as_micros() as u64;
@@ -168,19 +167,19 @@ impl PolicyDataplane {
         }
     }
 
-    fn converge(&mut self, want: &TableSpec, report: &mut ApplyReport) -> Result<(), NftError> {
+    fn converge(&mut self, want: TableSpec, report: &mut ApplyReport) -> Result<(), NftError> {
         for _attempt in 0..2 {
             let have = match self.committed.take() {
                 Some(v) => v,
                 None => {
                     report.read_back = true;
-                    match self.read_back(want)? {
+                    match self.read_back(&want)? {
                         Some(v) => v,
                         None => return self.rebuild(want, report),
                     }
                 }
             };
-            let ops = match plan::plan(want, &have) {
+            let ops = match plan::plan(&want, &have) {
                 Ok(ops) => ops,
                 Err(NeedsRebuild(why)) => {
                     tracing::warn!(%why, "nftables table cannot be patched; rebuilding");
@@ -188,12 +187,14 @@ impl PolicyDataplane {
                 }
             };
             if ops.is_empty() {
+                drop(ops);
                 self.committed = Some(have);
                 return Ok(());
             }
             match self.send(&ops, false, report) {
                 Ok(()) => {
                     report.count(&ops);
+                    drop(ops);
                     self.committed = Some(TableView::of(want));
                     return Ok(());
                 }
@@ -209,102 +210,96 @@ impl PolicyDataplane {
 
     /// Replaces the whole table in one batch: `add table; delete table; add table; …`
     /// (the first add makes the delete valid whether or not the table exists).
-    fn rebuild(&mut self, want: &TableSpec, report: &mut ApplyReport) -> Result<(), NftError> {
-        let ops = plan::create_all(want);
+    fn rebuild(&mut self, want: TableSpec, report: &mut ApplyReport) -> Result<(), NftError> {
+        let ops = plan::create_all(&want);
         self.send(&ops, true, report)?;
         report.count(&ops);
         report.full_rebuild = true;
+        drop(ops);
         self.committed = Some(TableView::of(want));
         Ok(())
     }
 
     fn send(
         &mut self,
-        ops: &[Op],
+        ops: &[Op<'_>],
         rebuild: bool,
         report: &mut ApplyReport,
     ) -> Result<(), NftError> {
         let mut batch = nftnl::Batch::new();
-        let mut what: Vec<String> = Vec::new();
-        let mut add = |batch: &mut nftnl::Batch, m: Msg, w: String| {
-            batch.add(&m, nftnl::MsgType::Add);
-            what.push(w);
-        };
+        // For each message, the op it came from (`None`: the rebuild's table messages);
+        // descriptions are only formatted when the kernel rejects something.
+        let mut origin: Vec<Option<usize>> = Vec::new();
         if rebuild {
-            add(&mut batch, wire::add_table(NFT_TABLE)?, "add table".into());
-            add(
-                &mut batch,
+            for m in [
+                wire::add_table(NFT_TABLE)?,
                 wire::del_table(NFT_TABLE)?,
-                "delete table".into(),
-            );
-            add(&mut batch, wire::add_table(NFT_TABLE)?, "add table".into());
+                wire::add_table(NFT_TABLE)?,
+            ] {
+                batch.add(&m, nftnl::MsgType::Add);
+                origin.push(None);
+            }
         }
-        for op in ops {
+        for (i, op) in ops.iter().enumerate() {
+            let one = |m: Msg, batch: &mut nftnl::Batch, origin: &mut Vec<Option<usize>>| {
+                batch.add(&m, nftnl::MsgType::Add);
+                origin.push(Some(i));
+            };
             match op {
-                Op::AddSet { name, kind } => add(
-                    &mut batch,
+                Op::AddSet { name, kind } => one(
                     wire::add_set(NFT_TABLE, name, *kind)?,
-                    format!("add set {name}"),
-                ),
-                Op::AddChain { name, hook } => add(
                     &mut batch,
+                    &mut origin,
+                ),
+                Op::AddChain { name, hook } => one(
                     wire::add_chain(NFT_TABLE, name, *hook)?,
-                    format!("add chain {name}"),
+                    &mut batch,
+                    &mut origin,
                 ),
                 Op::DelElems { set, elems } | Op::AddElems { set, elems } => {
                     let is_add = matches!(op, Op::AddElems { .. });
-                    let msgs =
-                        wire::elems(NFT_TABLE, set, elems.iter().map(|(k, v)| (k, v)), is_add)?;
-                    for m in msgs {
-                        let w = if is_add {
-                            "add element to"
-                        } else {
-                            "delete element from"
-                        };
-                        add(&mut batch, m, format!("{w} {set}"));
+                    for m in wire::elems(NFT_TABLE, set, elems.iter().copied(), is_add)? {
+                        one(m, &mut batch, &mut origin);
                     }
                 }
-                Op::FlushChain { name } => add(
-                    &mut batch,
-                    wire::flush_chain(NFT_TABLE, name)?,
-                    format!("flush chain {name}"),
-                ),
-                Op::AddRule { chain, rule } => add(
-                    &mut batch,
+                Op::FlushChain { name } => {
+                    one(wire::flush_chain(NFT_TABLE, name)?, &mut batch, &mut origin)
+                }
+                Op::AddRule { chain, rule } => one(
                     wire::add_rule(NFT_TABLE, chain, rule)?,
-                    format!("add rule {chain} {}", rule.body_text()),
-                ),
-                Op::DelChain { name } => add(
                     &mut batch,
-                    wire::del_chain(NFT_TABLE, name)?,
-                    format!("delete chain {name}"),
+                    &mut origin,
                 ),
-                Op::DelSet { name } => add(
-                    &mut batch,
-                    wire::del_set(NFT_TABLE, name)?,
-                    format!("delete set {name}"),
-                ),
+                Op::DelChain { name } => {
+                    one(wire::del_chain(NFT_TABLE, name)?, &mut batch, &mut origin)
+                }
+                Op::DelSet { name } => {
+                    one(wire::del_set(NFT_TABLE, name)?, &mut batch, &mut origin)
+                }
             }
         }
         let batch = batch.finalize();
-        report.messages += what.len();
+        report.messages += origin.len();
         let errors = self.sock.send_batch(&batch)?;
         if let Some(KernelError { seq, errno }) = errors.first() {
             // Sequence numbers: BEGIN (if acknowledged), the messages, END.
             let seqs = batch.sequence_numbers();
             let span = (seqs.end - seqs.start) as usize;
-            let first = if span > what.len() {
+            let first = if span > origin.len() {
                 seqs.start + 1
             } else {
                 seqs.start
             };
-            let index = seq.checked_sub(first).map(|i| i as usize);
-            let w = index
-                .and_then(|i| what.get(i))
-                .cloned()
+            let what = seq
+                .checked_sub(first)
+                .and_then(|i| origin.get(i as usize))
+                .map(|o| match o {
+                    Some(i) => ops[*i].to_string(),
+                    None => "table replacement".to_string(),
+                })
                 .unwrap_or_else(|| format!("batch message {seq}"));
             return Err(NftError::Kernel {
-                what: w,
+                what,
                 errno: *errno,
             });
         }
@@ -444,16 +439,14 @@ mod tests {
     #[test]
     fn report_classifies_changes() {
         let mut r = ApplyReport::default();
+        let (k, v) = (vec![1], ElemValue::Key);
         r.count(&[Op::AddElems {
-            set: "s".into(),
-            elems: vec![(vec![1], ElemValue::Key)],
+            set: "s",
+            elems: vec![(&k, &v)],
         }]);
         assert!(r.only_elements_changed());
         assert_eq!(r.elements_added, 1);
-        r.count(&[
-            Op::FlushChain { name: "c".into() },
-            Op::DelChain { name: "c".into() },
-        ]);
+        r.count(&[Op::FlushChain { name: "c" }, Op::DelChain { name: "c" }]);
         assert_eq!((r.chains_rewritten, r.chains_deleted), (0, 1));
         assert!(!r.only_elements_changed());
     }

@@ -12,11 +12,13 @@
 //! vr-fw-<iface> / vr-tw-<iface>   egress / ingress tiers → policy chains, profiles, drop
 //! vr-po-<h> / vr-pi-<h>       one policy's egress / ingress rules (shared by all endpoints)
 //! vr-pro-<h> / vr-pri-<h>     one profile's rules
+//! vr-allow / vr-pass          set the accept / pass mark bit and return (policies `goto` them)
 //! vr-s-<h>-4|6, vr-n-…, vr-p-… the policy engine's IP sets, split per family
 //! ```
 //!
-//! Verdicts travel between chains in two packet-mark bits, as in Felix: a policy's `Allow` sets
-//! [`MARK_ACCEPT`] and returns, `Pass` sets [`MARK_PASS`] and returns, `Deny` drops at once,
+//! Verdicts travel between chains in two packet-mark bits, as in Felix: a policy's `Allow` is
+//! `goto vr-allow` (sets [`MARK_ACCEPT`], returns to the endpoint chain), `Pass` is
+//! `goto vr-pass` (sets [`MARK_PASS`]), `Deny` drops at once,
 //! `Log` logs and continues. The endpoint chain skips the remaining policies of a tier once a
 //! bit is set, returns on accept, and drops at the end of a tier whose default is `Deny` unless
 //! a policy passed. The bits are cleared again before the packet leaves the base chain.
@@ -45,6 +47,10 @@ pub(crate) const CHAIN_INPUT: &str = "vr-input";
 pub(crate) const CHAIN_OUTPUT: &str = "vr-output";
 pub(crate) const CHAIN_FROM_WL: &str = "vr-from-wl-dispatch";
 pub(crate) const CHAIN_TO_WL: &str = "vr-to-wl-dispatch";
+/// `goto` target of policy `Allow` rules: sets the accept bit and returns to the endpoint chain.
+pub(crate) const CHAIN_ALLOW: &str = "vr-allow";
+/// `goto` target of policy `Pass` rules: sets the pass bit and returns to the endpoint chain.
+pub(crate) const CHAIN_PASS: &str = "vr-pass";
 pub(crate) const MAP_FROM_WL: &str = "vr-from-wl";
 pub(crate) const MAP_TO_WL: &str = "vr-to-wl";
 pub(crate) const SET_WL_SRC4: &str = "vr-wl-src-4";
@@ -234,6 +240,11 @@ pub(crate) fn skeleton() -> TableSpec {
         ),
         rule(Vec::new(), Verdict::Drop),
     ];
+    for (name, bit) in [(CHAIN_ALLOW, MARK_ACCEPT), (CHAIN_PASS, MARK_PASS)] {
+        let set_bit = RuleSpec::new(Vec::new(), vec![Stmt::MarkOr(bit)], Verdict::Return);
+        t.chains
+            .insert(name.into(), ChainSpec::regular(vec![set_bit]));
+    }
     t.chains
         .insert(CHAIN_FROM_WL.into(), ChainSpec::regular(from));
     t.chains.insert(CHAIN_TO_WL.into(), ChainSpec::regular(to));
@@ -492,9 +503,10 @@ impl Renderer<'_> {
         let mut out = Vec::new();
         for c in compiled {
             let (stmts, verdict) = match (c.action, profile) {
-                (Action::Allow, _) => (vec![Stmt::MarkOr(MARK_ACCEPT)], Verdict::Return),
+                // `goto`: the helper chain's `return` leaves this policy chain too.
+                (Action::Allow, _) => (Vec::new(), Verdict::Goto(CHAIN_ALLOW.into())),
                 (Action::Deny, _) => (Vec::new(), Verdict::Drop),
-                (Action::Pass, false) => (vec![Stmt::MarkOr(MARK_PASS)], Verdict::Return),
+                (Action::Pass, false) => (Vec::new(), Verdict::Goto(CHAIN_PASS.into())),
                 // In a profile, Pass ends that profile and moves on to the next one.
                 (Action::Pass, true) => (Vec::new(), Verdict::Return),
                 (Action::Log, _) => (vec![Stmt::Log(prefix.to_string())], Verdict::Continue),

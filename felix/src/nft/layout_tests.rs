@@ -133,7 +133,11 @@ fn tiers_pass_log_and_end_of_tier() {
     assert!(rules[0].starts_with("log prefix \"vr ingress GlobalNetworkPolicy sec.g: \""));
     // Pass over a selector set: one rule per family, each setting the pass bit.
     assert!(rules[1].starts_with("meta nfproto ipv4 ip saddr @vr-s-"));
-    assert!(rules[1].ends_with("meta mark set meta mark | 0x02000000 return"));
+    assert!(rules[1].ends_with(" goto vr-pass"));
+    assert_eq!(
+        texts(&t, CHAIN_PASS),
+        ["meta mark set meta mark | 0x02000000 return"]
+    );
     assert!(rules[2].starts_with("meta nfproto ipv6 ip6 saddr @vr-s-"));
     // Two port ranges: two alternatives.
     assert_eq!(rules[3], "meta l4proto 6 th dport 22 drop");

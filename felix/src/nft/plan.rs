@@ -27,23 +27,23 @@ pub(crate) struct TableView {
 }
 
 impl TableView {
-    /// The view a successfully committed `spec` leaves behind.
-    pub(crate) fn of(spec: &TableSpec) -> TableView {
+    /// The view a successfully committed `spec` leaves behind (moves its strings).
+    pub(crate) fn of(spec: TableSpec) -> TableView {
         TableView {
             chains: spec
                 .chains
-                .iter()
-                .map(|(n, c)| (n.clone(), c.comments()))
+                .into_iter()
+                .map(|(n, c)| (n, c.rules.into_iter().map(|r| r.comment).collect()))
                 .collect(),
             sets: spec
                 .sets
-                .iter()
+                .into_iter()
                 .map(|(n, s)| {
                     (
-                        n.clone(),
+                        n,
                         SetView {
                             kind: Some(s.kind),
-                            elems: s.elems.clone(),
+                            elems: s.elems,
                         },
                     )
                 })
@@ -52,38 +52,35 @@ impl TableView {
     }
 }
 
-/// One message of a batch.
+/// Elements of one set or map, borrowed from the wanted or present table.
+pub(crate) type Elems<'a> = Vec<(&'a Vec<u8>, &'a ElemValue)>;
+
+/// One message of a batch (borrowing names, rules and elements from the tables compared).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Op {
-    AddSet {
-        name: String,
-        kind: SetKind,
-    },
-    AddChain {
-        name: String,
-        hook: Option<Hook>,
-    },
-    DelElems {
-        set: String,
-        elems: Vec<(Vec<u8>, ElemValue)>,
-    },
-    AddElems {
-        set: String,
-        elems: Vec<(Vec<u8>, ElemValue)>,
-    },
-    FlushChain {
-        name: String,
-    },
-    AddRule {
-        chain: String,
-        rule: RuleSpec,
-    },
-    DelChain {
-        name: String,
-    },
-    DelSet {
-        name: String,
-    },
+pub(crate) enum Op<'a> {
+    AddSet { name: &'a str, kind: SetKind },
+    AddChain { name: &'a str, hook: Option<Hook> },
+    DelElems { set: &'a str, elems: Elems<'a> },
+    AddElems { set: &'a str, elems: Elems<'a> },
+    FlushChain { name: &'a str },
+    AddRule { chain: &'a str, rule: &'a RuleSpec },
+    DelChain { name: &'a str },
+    DelSet { name: &'a str },
+}
+
+impl std::fmt::Display for Op<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Op::AddSet { name, .. } => write!(f, "add set {name}"),
+            Op::AddChain { name, .. } => write!(f, "add chain {name}"),
+            Op::DelElems { set, .. } => write!(f, "delete element from {set}"),
+            Op::AddElems { set, .. } => write!(f, "add element to {set}"),
+            Op::FlushChain { name } => write!(f, "flush chain {name}"),
+            Op::AddRule { chain, rule } => write!(f, "add rule {chain} {}", rule.body_text()),
+            Op::DelChain { name } => write!(f, "delete chain {name}"),
+            Op::DelSet { name } => write!(f, "delete set {name}"),
+        }
+    }
 }
 
 /// Why no delta could be computed: the kernel's table must be rebuilt.
@@ -91,85 +88,76 @@ pub(crate) enum Op {
 pub(crate) struct NeedsRebuild(pub(crate) String);
 
 /// The delta from `have` to `want`.
-pub(crate) fn plan(want: &TableSpec, have: &TableView) -> Result<Vec<Op>, NeedsRebuild> {
+pub(crate) fn plan<'a>(
+    want: &'a TableSpec,
+    have: &'a TableView,
+) -> Result<Vec<Op<'a>>, NeedsRebuild> {
     let mut ops = Vec::new();
     // Element additions go after chain creation: map elements refer to chains.
-    let mut adds = Vec::new();
+    let (mut dels, mut adds) = (Vec::new(), Vec::new());
     for (name, set) in &want.sets {
         match have.sets.get(name) {
             None => {
                 ops.push(Op::AddSet {
-                    name: name.clone(),
+                    name,
                     kind: set.kind,
                 });
                 if !set.elems.is_empty() {
                     adds.push(Op::AddElems {
-                        set: name.clone(),
-                        elems: set
-                            .elems
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect(),
+                        set: name,
+                        elems: set.elems.iter().collect(),
                     });
                 }
             }
             Some(v) if v.kind != Some(set.kind) => {
                 return Err(NeedsRebuild(format!("set {name} has another type")));
             }
-            Some(_) => {}
+            Some(v) => {
+                let del: Elems<'a> = v
+                    .elems
+                    .iter()
+                    .filter(|(k, val)| set.elems.get(*k) != Some(*val))
+                    .collect();
+                let add: Elems<'a> = set
+                    .elems
+                    .iter()
+                    .filter(|(k, val)| v.elems.get(*k) != Some(*val))
+                    .collect();
+                if !del.is_empty() {
+                    dels.push(Op::DelElems {
+                        set: name,
+                        elems: del,
+                    });
+                }
+                if !add.is_empty() {
+                    adds.push(Op::AddElems {
+                        set: name,
+                        elems: add,
+                    });
+                }
+            }
         }
     }
     for (name, chain) in &want.chains {
         if !have.chains.contains_key(name) {
             ops.push(Op::AddChain {
-                name: name.clone(),
+                name,
                 hook: chain.hook,
             });
         }
     }
-    for (name, set) in &want.sets {
-        let Some(v) = have.sets.get(name) else {
-            continue;
-        };
-        let del: Vec<(Vec<u8>, ElemValue)> = v
-            .elems
-            .iter()
-            .filter(|(k, val)| set.elems.get(*k) != Some(*val))
-            .map(|(k, val)| (k.clone(), val.clone()))
-            .collect();
-        let add: Vec<(Vec<u8>, ElemValue)> = set
-            .elems
-            .iter()
-            .filter(|(k, val)| v.elems.get(*k) != Some(*val))
-            .map(|(k, val)| (k.clone(), val.clone()))
-            .collect();
-        if !del.is_empty() {
-            ops.push(Op::DelElems {
-                set: name.clone(),
-                elems: del,
-            });
-        }
-        if !add.is_empty() {
-            adds.push(Op::AddElems {
-                set: name.clone(),
-                elems: add,
-            });
-        }
-    }
+    ops.extend(dels);
     ops.extend(adds);
     for (name, chain) in &want.chains {
         match have.chains.get(name) {
-            Some(comments) if *comments == chain.comments() => continue,
-            Some(comments) if !comments.is_empty() => {
-                ops.push(Op::FlushChain { name: name.clone() })
+            Some(comments) if comments.iter().eq(chain.rules.iter().map(|r| &r.comment)) => {
+                continue;
             }
+            Some(comments) if !comments.is_empty() => ops.push(Op::FlushChain { name }),
             _ => {}
         }
         for rule in &chain.rules {
-            ops.push(Op::AddRule {
-                chain: name.clone(),
-                rule: rule.clone(),
-            });
+            ops.push(Op::AddRule { chain: name, rule });
         }
     }
     let obsolete: Vec<&String> = have
@@ -179,25 +167,24 @@ pub(crate) fn plan(want: &TableSpec, have: &TableView) -> Result<Vec<Op>, NeedsR
         .collect();
     for name in &obsolete {
         if !have.chains[*name].is_empty() {
-            ops.push(Op::FlushChain {
-                name: (*name).clone(),
-            });
+            ops.push(Op::FlushChain { name });
         }
     }
     for name in obsolete {
-        ops.push(Op::DelChain { name: name.clone() });
+        ops.push(Op::DelChain { name });
     }
     for name in have.sets.keys() {
         if !want.sets.contains_key(name) {
-            ops.push(Op::DelSet { name: name.clone() });
+            ops.push(Op::DelSet { name });
         }
     }
     Ok(ops)
 }
 
 /// Every op needed to create `want` from nothing (after the table itself).
-pub(crate) fn create_all(want: &TableSpec) -> Vec<Op> {
-    match plan(want, &TableView::default()) {
+pub(crate) fn create_all(want: &TableSpec) -> Vec<Op<'_>> {
+    static EMPTY: std::sync::LazyLock<TableView> = std::sync::LazyLock::new(TableView::default);
+    match plan(want, &EMPTY) {
         Ok(ops) => ops,
         Err(_) => unreachable!("an empty view never conflicts"),
     }
@@ -226,13 +213,13 @@ mod tests {
     #[test]
     fn identical_tables_need_nothing() {
         let t = table();
-        assert_eq!(plan(&t, &TableView::of(&t)), Ok(vec![]));
+        assert_eq!(plan(&t, &TableView::of(t.clone())), Ok(vec![]));
     }
 
     #[test]
     fn element_change_touches_only_elements() {
         let t = table();
-        let have = TableView::of(&t);
+        let have = TableView::of(t.clone());
         let mut want = t.clone();
         if let Some(s) = want.sets.get_mut("vr-s-a-4") {
             s.elems.insert(
@@ -250,7 +237,7 @@ mod tests {
     #[test]
     fn changed_and_obsolete_chains() {
         let t = table();
-        let mut have = TableView::of(&t);
+        let mut have = TableView::of(t.clone());
         have.chains.insert("vr-old".into(), vec!["vr:1".into()]);
         have.chains.insert("vr-x".into(), vec!["vr:other".into()]);
         have.sets.insert(
@@ -286,7 +273,7 @@ mod tests {
     #[test]
     fn set_of_another_type_forces_rebuild() {
         let t = table();
-        let mut have = TableView::of(&t);
+        let mut have = TableView::of(t.clone());
         if let Some(s) = have.sets.get_mut("vr-s-a-4") {
             s.kind = None;
         }

@@ -146,6 +146,8 @@ pub(crate) enum Verdict {
     Return,
     /// `jump CHAIN`.
     Jump(String),
+    /// `goto CHAIN` (its `return` goes back to this chain's caller).
+    Goto(String),
     /// `iifname|oifname vmap @MAP`.
     Vmap { dir: IfDir, map: String },
 }
@@ -188,6 +190,7 @@ impl RuleSpec {
             Verdict::Drop => parts.push("drop".into()),
             Verdict::Return => parts.push("return".into()),
             Verdict::Jump(c) => parts.push(format!("jump {c}")),
+            Verdict::Goto(c) => parts.push(format!("goto {c}")),
             Verdict::Vmap { dir, map } => parts.push(format!("{} vmap @{map}", dir.nft())),
         }
         parts.join(" ")
@@ -333,11 +336,6 @@ impl ChainSpec {
     /// A regular chain.
     pub(crate) fn regular(rules: Vec<RuleSpec>) -> ChainSpec {
         ChainSpec { hook: None, rules }
-    }
-
-    /// The comments of its rules, in order (what read-back compares).
-    pub(crate) fn comments(&self) -> Vec<String> {
-        self.rules.iter().map(|r| r.comment.clone()).collect()
     }
 }
 

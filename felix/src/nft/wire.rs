@@ -570,6 +570,7 @@ pub(crate) fn add_rule(table: &str, chain: &str, spec: &RuleSpec) -> Result<Msg,
         Verdict::Drop => b.verdict(NF_DROP, None)?,
         Verdict::Return => b.verdict(NFT_RETURN, None)?,
         Verdict::Jump(c) => b.verdict(NFT_JUMP, Some(c))?,
+        Verdict::Goto(c) => b.verdict(NFT_GOTO, Some(c))?,
         Verdict::Vmap { dir, map } => {
             b.ifname(*dir, REG_1)?;
             b.lookup(map, false, true)?;

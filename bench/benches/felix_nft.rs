@@ -1,0 +1,199 @@
+//! A ruleset of 10,000 policy rules over named sets, programmed by felix's nftables policy
+//! dataplane (`PolicyDataplane::new` + `apply`: one atomic netlink batch) against `nft -f` of
+//! the equivalent text (`PolicyDataplane::desired_script`, the same objects), side by side in
+//! one run, each into a fresh throwaway namespace. Goal (issue 6): dataplane ≤ 0.5 × `nft -f`.
+//! Also measured: one label change (a set-element delta) and a no-op apply on the loaded table.
+//! Prints one line per round and the ratio of the medians.
+
+#![allow(clippy::unwrap_used)] // a benchmark harness: a panic is the failure report
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use felix::agent::enter_netns;
+use felix::nft::{PolicyDataplane, PolicyState, WorkloadIface};
+use policy::model::EndpointId;
+use test_support::Netns;
+
+const APPS: usize = 200;
+const ENDPOINTS: usize = 2_000;
+const POLICIES: usize = 500;
+const RULES_PER_POLICY: usize = 20;
+const ROUNDS: usize = 3;
+
+fn iface(i: usize) -> String {
+    format!("vr{i:011x}")
+}
+
+fn ip(i: usize) -> String {
+    format!("10.{}.{}.{}", 64 + i / 65_536, (i / 256) % 256, i % 256)
+}
+
+/// 2,000 endpoints (one local workload per app), 500 policies × 20 rules = 10,000 rules,
+/// each rule matching a selector set and a port.
+fn yaml(relabel: bool) -> String {
+    let mut y = String::new();
+    for n in 0..10 {
+        let _ = write!(
+            y,
+            "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: ns{n}}}\n"
+        );
+    }
+    for i in 0..ENDPOINTS {
+        // A remote endpoint (not a local workload) changes its app: set elements only.
+        let app = if relabel && i == APPS {
+            APPS - 1
+        } else {
+            i % APPS
+        };
+        let local = if i < APPS {
+            format!("interfaceName: {}, ", iface(i))
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            y,
+            "---\napiVersion: projectcalico.org/v3\nkind: WorkloadEndpoint\n\
+             metadata: {{name: w{i}, namespace: ns{}, labels: {{app: app{app}}}}}\n\
+             spec: {{{local}ipNetworks: [{}/32]}}\n",
+            i % 10,
+            ip(i)
+        );
+    }
+    for p in 0..POLICIES {
+        let _ = write!(
+            y,
+            "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\n\
+             metadata: {{name: p{p}}}\nspec:\n  order: {p}\n  selector: app == 'app{}'\n  ingress:\n",
+            p % APPS
+        );
+        for r in 0..RULES_PER_POLICY {
+            let _ = writeln!(
+                y,
+                "  - {{action: Allow, ipVersion: 4, protocol: TCP, source: {{selector: app == 'app{}'}}, destination: {{ports: [{}]}}}}",
+                (p + r + 1) % APPS,
+                1000 + r
+            );
+        }
+    }
+    y
+}
+
+fn state(relabel: bool) -> PolicyState {
+    let docs = datastore::resource::parse_documents(&yaml(relabel)).unwrap();
+    let model = policy::convert::model_from_resources(&docs).unwrap();
+    PolicyState {
+        ruleset: policy::compile::compile(&model),
+        workloads: (0..APPS)
+            .map(|i| WorkloadIface {
+                endpoint: EndpointId::new(format!("ns{}", i % 10), format!("w{i}")),
+                iface: iface(i),
+                addrs: vec![format!("{}/32", ip(i)).parse().unwrap()],
+            })
+            .collect(),
+    }
+}
+
+/// Runs `f` on a thread inside `ns`.
+fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{}", ns.name());
+    std::thread::spawn(move || {
+        enter_netns(Path::new(&path)).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+fn rules_in(ns: &Netns) -> usize {
+    ns.exec_ok(&["nft", "list", "table", "inet", "vrouter"])
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("comment \"vr:"))
+        .count()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let t = Instant::now();
+    let desired = state(false);
+    let relabelled = state(true);
+    println!("felix_nft: model + compile x2: {:?}", t.elapsed());
+    let script = {
+        let d = desired.clone();
+        let ns = Netns::new("nftscr").unwrap();
+        in_netns(&ns, move || {
+            let mut dp = PolicyDataplane::new().unwrap();
+            dp.set_desired(d);
+            dp.desired_script()
+        })
+    };
+    let path = std::env::temp_dir().join(format!("felix-nft-bench-{}.nft", std::process::id()));
+    std::fs::write(&path, &script).unwrap();
+
+    let (mut agent, mut nft) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        // Agent: fresh namespace, new() (creates the skeleton) + apply() of the whole state.
+        let ns = Netns::new("nftdp").unwrap();
+        let d = desired.clone();
+        let r = relabelled.clone();
+        let (took, report, label, noop) = in_netns(&ns, move || {
+            let start = Instant::now();
+            let mut dp = PolicyDataplane::new().unwrap();
+            dp.set_desired(d);
+            let report = dp.apply().unwrap();
+            let took = start.elapsed();
+            dp.set_desired(r);
+            let label = dp.apply().unwrap();
+            let noop = dp.apply().unwrap();
+            (took, report, label, noop)
+        });
+        let rules = rules_in(&ns);
+        println!(
+            "round {round}: dataplane {took:?} ({rules} rules, {} messages, {} sets, {} elements); \
+             label change {} µs ({} messages, {} elements +{} -{}, only elements: {}); no-op apply {} µs",
+            report.messages,
+            report.sets_created,
+            report.elements_added,
+            label.micros,
+            label.messages,
+            label.elements_added + label.elements_removed,
+            label.elements_added,
+            label.elements_removed,
+            label.only_elements_changed(),
+            noop.micros,
+        );
+        agent.push(took);
+        drop(ns);
+
+        // Baseline: nft -f of the same text into a fresh namespace.
+        let ns = Netns::new("nftf").unwrap();
+        let start = Instant::now();
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns.name(), "nft", "-f"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let took = start.elapsed();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("round {round}: nft -f {took:?} ({} rules)", rules_in(&ns));
+        nft.push(took);
+    }
+    let _ = std::fs::remove_file(&path);
+    let (a, n) = (median(agent), median(nft));
+    println!(
+        "felix_nft: 10,000-rule ruleset: dataplane {a:?} vs nft -f {n:?} (medians of {ROUNDS}): \
+         ratio {:.2}x (goal <= 0.5x)",
+        a.as_secs_f64() / n.as_secs_f64()
+    );
+}
