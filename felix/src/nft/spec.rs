@@ -7,7 +7,7 @@
 //! kernel keeps it as rule user data, which is how a restarted agent recognises its rules.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 /// Address family of a match or set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -171,29 +171,65 @@ impl RuleSpec {
             verdict,
             comment: String::new(),
         };
-        let text = r.body_text();
-        r.comment = format!("vr:{:016x}", fnv64(text.as_bytes()));
+        let mut h = FnvWriter(FNV_OFFSET);
+        let _ = r.write_body(&mut h);
+        r.comment = format!("vr:{:016x}", h.0);
         r
     }
 
     /// The rule as `nft` text, without the comment.
     pub(crate) fn body_text(&self) -> String {
-        let mut parts: Vec<String> = self.conds.iter().map(cond_text).collect();
-        parts.extend(self.stmts.iter().map(|s| match s {
-            Stmt::Log(p) => format!("log prefix \"{p}\""),
-            Stmt::MarkOr(b) => format!("meta mark set meta mark | 0x{b:08x}"),
-            Stmt::MarkClear(b) => format!("meta mark set meta mark & 0x{:08x}", !b),
-        }));
-        match &self.verdict {
-            Verdict::Continue => {}
-            Verdict::Accept => parts.push("accept".into()),
-            Verdict::Drop => parts.push("drop".into()),
-            Verdict::Return => parts.push("return".into()),
-            Verdict::Jump(c) => parts.push(format!("jump {c}")),
-            Verdict::Goto(c) => parts.push(format!("goto {c}")),
-            Verdict::Vmap { dir, map } => parts.push(format!("{} vmap @{map}", dir.nft())),
+        let mut s = String::with_capacity(96);
+        let _ = self.write_body(&mut s);
+        s
+    }
+
+    /// Writes the rule's `nft` text (the comment's input; no allocation per part).
+    fn write_body(&self, w: &mut impl fmt::Write) -> fmt::Result {
+        let mut first = true;
+        let mut sep = |w: &mut dyn fmt::Write| -> fmt::Result {
+            if !std::mem::take(&mut first) {
+                w.write_char(' ')?;
+            }
+            Ok(())
+        };
+        for c in &self.conds {
+            sep(w)?;
+            write_cond(w, c)?;
         }
-        parts.join(" ")
+        for st in &self.stmts {
+            sep(w)?;
+            match st {
+                Stmt::Log(p) => write!(w, "log prefix \"{p}\"")?,
+                Stmt::MarkOr(b) => write!(w, "meta mark set meta mark | 0x{b:08x}")?,
+                Stmt::MarkClear(b) => write!(w, "meta mark set meta mark & 0x{:08x}", !b)?,
+            }
+        }
+        if self.verdict != Verdict::Continue {
+            sep(w)?;
+        }
+        match &self.verdict {
+            Verdict::Continue => Ok(()),
+            Verdict::Accept => w.write_str("accept"),
+            Verdict::Drop => w.write_str("drop"),
+            Verdict::Return => w.write_str("return"),
+            Verdict::Jump(c) => write!(w, "jump {c}"),
+            Verdict::Goto(c) => write!(w, "goto {c}"),
+            Verdict::Vmap { dir, map } => write!(w, "{} vmap @{map}", dir.nft()),
+        }
+    }
+}
+
+/// FNV-1a over everything written to it.
+struct FnvWriter(u64);
+
+impl fmt::Write for FnvWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.as_bytes() {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(FNV_PRIME);
+        }
+        Ok(())
     }
 }
 
@@ -215,11 +251,11 @@ fn addr_name(end: End) -> &'static str {
     }
 }
 
-fn cond_text(c: &Cond) -> String {
+fn write_cond(w: &mut impl fmt::Write, c: &Cond) -> fmt::Result {
     match c {
-        Cond::NfProto(Family::V4) => "meta nfproto ipv4".into(),
-        Cond::NfProto(Family::V6) => "meta nfproto ipv6".into(),
-        Cond::L4Proto { proto, negated } => format!("meta l4proto {}{proto}", neq(*negated)),
+        Cond::NfProto(Family::V4) => w.write_str("meta nfproto ipv4"),
+        Cond::NfProto(Family::V6) => w.write_str("meta nfproto ipv6"),
+        Cond::L4Proto { proto, negated } => write!(w, "meta l4proto {}{proto}", neq(*negated)),
         Cond::CtState(bits) => {
             let mut names = Vec::new();
             for (bit, name) in [
@@ -231,16 +267,17 @@ fn cond_text(c: &Cond) -> String {
                     names.push(name);
                 }
             }
-            format!("ct state {}", names.join(","))
+            write!(w, "ct state {}", names.join(","))
         }
-        Cond::IfPrefix { dir, prefix } => format!("{} \"{prefix}*\"", dir.nft()),
-        Cond::IfInSet { dir, set, negated } => format!("{} {}@{set}", dir.nft(), neq(*negated)),
+        Cond::IfPrefix { dir, prefix } => write!(w, "{} \"{prefix}*\"", dir.nft()),
+        Cond::IfInSet { dir, set, negated } => write!(w, "{} {}@{set}", dir.nft(), neq(*negated)),
         Cond::Addr {
             family,
             end,
             set,
             negated,
-        } => format!(
+        } => write!(
+            w,
             "{} {} {}@{set}",
             family.nft(),
             addr_name(*end),
@@ -250,13 +287,19 @@ fn cond_text(c: &Cond) -> String {
             family,
             set,
             negated,
-        } => format!("iifname . {} saddr {}@{set}", family.nft(), neq(*negated)),
+        } => write!(
+            w,
+            "iifname . {} saddr {}@{set}",
+            family.nft(),
+            neq(*negated)
+        ),
         Cond::NamedPort {
             family,
             end,
             set,
             negated,
-        } => format!(
+        } => write!(
+            w,
             "{} {} . meta l4proto . th {} {}@{set}",
             family.nft(),
             addr_name(*end),
@@ -270,9 +313,9 @@ fn cond_text(c: &Cond) -> String {
             negated,
         } => {
             if first == last {
-                format!("th {} {}{first}", port_name(*end), neq(*negated))
+                write!(w, "th {} {}{first}", port_name(*end), neq(*negated))
             } else {
-                format!("th {} {}{first}-{last}", port_name(*end), neq(*negated))
+                write!(w, "th {} {}{first}-{last}", port_name(*end), neq(*negated))
             }
         }
         Cond::Icmp {
@@ -280,8 +323,9 @@ fn cond_text(c: &Cond) -> String {
             code,
             negated,
         } => match code {
-            None => format!("@th,0,8 {}{icmp_type}", neq(*negated)),
-            Some(c) => format!(
+            None => write!(w, "@th,0,8 {}{icmp_type}", neq(*negated)),
+            Some(c) => write!(
+                w,
                 "@th,0,16 {}0x{:04x}",
                 neq(*negated),
                 (u16::from(*icmp_type) << 8) | u16::from(*c)
@@ -289,9 +333,16 @@ fn cond_text(c: &Cond) -> String {
         },
         Cond::Mark { mask, zero } => {
             let op = if *zero { "==" } else { "!=" };
-            format!("meta mark & 0x{mask:08x} {op} 0")
+            write!(w, "meta mark & 0x{mask:08x} {op} 0")
         }
     }
+}
+
+#[cfg(test)]
+fn cond_text(c: &Cond) -> String {
+    let mut s = String::new();
+    let _ = write_cond(&mut s, c);
+    s
 }
 
 /// A base chain's hook.
@@ -571,12 +622,15 @@ pub(crate) fn ifname_key(name: &str) -> Vec<u8> {
     k
 }
 
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
 /// FNV-1a, 64 bit: stable names and rule comments (not for security).
 pub(crate) fn fnv64(data: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = FNV_OFFSET;
     for b in data {
         h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        h = h.wrapping_mul(FNV_PRIME);
     }
     h
 }
