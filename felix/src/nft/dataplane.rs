@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::NftError;
+use super::dump::{self, DumpKind};
 use super::layout::{self, PolicyState};
 use super::netlink::{KernelError, Netlink};
 use super::plan::{self, NeedsRebuild, Op, SetView, TableView};
 use super::spec::{ElemValue, SetKind, TableSpec};
-use super::wire::{self, DumpKind, Msg};
+use super::wire::{self, Msg};
 use crate::ownership::NFT_TABLE;
 
 /// What one [`PolicyDataplane::apply`] or [`PolicyDataplane::resync`] did.
@@ -308,14 +309,14 @@ impl PolicyDataplane {
 
     fn dump(&mut self, kind: DumpKind) -> Result<Option<Vec<Vec<u8>>>, NftError> {
         let seq = self.sock.next_seq();
-        let req = wire::dump_request(kind, NFT_TABLE, seq)?;
+        let req = dump::dump_request(kind, NFT_TABLE, seq)?;
         self.sock.dump(&req, seq)
     }
 
     fn table_exists(&mut self) -> Result<bool, NftError> {
         let tables = self.dump(DumpKind::Tables)?.unwrap_or_default();
         for m in &tables {
-            if wire::parse_table(m)? == NFT_TABLE {
+            if dump::parse_table(m)? == NFT_TABLE {
                 return Ok(true);
             }
         }
@@ -330,20 +331,20 @@ impl PolicyDataplane {
         }
         let mut view = TableView::default();
         for m in self.dump(DumpKind::Chains)?.unwrap_or_default() {
-            let (table, name) = wire::parse_chain(&m)?;
+            let (table, name) = dump::parse_chain(&m)?;
             if table == NFT_TABLE {
                 view.chains.insert(name, Vec::new());
             }
         }
         for m in self.dump(DumpKind::Rules)?.unwrap_or_default() {
-            let (table, chain, comment) = wire::parse_rule(&m)?;
+            let (table, chain, comment) = dump::parse_rule(&m)?;
             if table == NFT_TABLE {
                 view.chains.entry(chain).or_default().push(comment);
             }
         }
         let mut sets = Vec::new();
         for m in self.dump(DumpKind::Sets)?.unwrap_or_default() {
-            let info = wire::parse_set(&m)?;
+            let info = dump::parse_set(&m)?;
             if info.table == NFT_TABLE {
                 sets.push(info);
             }
@@ -359,7 +360,7 @@ impl PolicyDataplane {
                 .dump(DumpKind::Elems(info.name.clone()))?
                 .unwrap_or_default()
             {
-                raw.extend(wire::parse_elems(&m)?);
+                raw.extend(dump::parse_elems(&m)?);
             }
             let elems = match kind {
                 Some(k) => elems_of(k, raw),
@@ -372,7 +373,7 @@ impl PolicyDataplane {
 }
 
 /// Kernel elements as our element map: interval starts paired with the end that follows.
-fn elems_of(kind: SetKind, mut raw: Vec<wire::RawElem>) -> BTreeMap<Vec<u8>, ElemValue> {
+fn elems_of(kind: SetKind, mut raw: Vec<dump::RawElem>) -> BTreeMap<Vec<u8>, ElemValue> {
     let mut out = BTreeMap::new();
     if kind.interval() {
         // Ends sort before starts at the same key (an end closes the previous interval).

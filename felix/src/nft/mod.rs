@@ -6,7 +6,8 @@
 //! | `layout` | [`PolicyState`] → table content: base chains, `iifname`/`oifname` verdict-map dispatch, per-endpoint and per-policy chains, named sets (pure) |
 //! | `spec` | the nft objects as data, their `nft` text form, rule comments (pure) |
 //! | `plan` | the delta between wanted and present content, ordered for one batch (pure) |
-//! | `wire` | libnftnl messages and dump parsers (`unsafe` FFI) |
+//! | `wire` | libnftnl messages for batches (`unsafe` FFI) |
+//! | `dump` | dump requests and reply parsers: the read path (`unsafe` FFI) |
 //! | `netlink` | the netlink socket: one `sendmsg` per batch, dumps (`unsafe` FFI) |
 //! | `dataplane` | [`PolicyDataplane`]: adopt, apply, resync, rebuild |
 //!
@@ -15,6 +16,7 @@
 //! The chain semantics are those of `policy::evaluate` (see `layout` for the mark bits).
 
 mod dataplane;
+mod dump;
 mod layout;
 mod netlink;
 mod plan;
