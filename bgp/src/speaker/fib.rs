@@ -73,6 +73,50 @@ impl Fib for MemoryFib {
     }
 }
 
+/// A [`Fib`] that only counts the routes it would have installed (benchmarks of the RIB
+/// alone). Clones share the count.
+#[derive(Debug, Clone, Default)]
+pub struct CountingFib {
+    routes: Arc<Mutex<std::collections::HashSet<Prefix>>>,
+}
+
+impl CountingFib {
+    /// A sink with nothing installed.
+    pub fn new() -> CountingFib {
+        CountingFib::default()
+    }
+
+    /// Number of prefixes currently installed.
+    pub fn len(&self) -> usize {
+        self.routes.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Whether nothing is installed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Fib for CountingFib {
+    fn install(&mut self, prefix: Prefix, _next_hops: &[IpAddr]) {
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.insert(prefix);
+        }
+    }
+
+    fn withdraw(&mut self, prefix: Prefix) {
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.remove(&prefix);
+        }
+    }
+
+    fn sync_done(&mut self) {}
+
+    fn settled(&mut self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +131,18 @@ mod tests {
         assert_eq!(fib.get(&p), Some(nh));
         sink.withdraw(p);
         assert!(fib.routes().is_empty());
+    }
+
+    #[test]
+    fn counting_fib_counts_distinct_prefixes() {
+        let fib = CountingFib::new();
+        let mut sink: Box<dyn Fib> = Box::new(fib.clone());
+        let p: Prefix = "10.244.1.0/26".parse().unwrap();
+        let nh: IpAddr = "10.0.0.1".parse().unwrap();
+        sink.install(p, &[nh]);
+        sink.install(p, &[nh]);
+        assert_eq!(fib.len(), 1);
+        sink.withdraw(p);
+        assert!(fib.is_empty());
     }
 }

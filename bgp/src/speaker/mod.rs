@@ -36,7 +36,7 @@ mod peer;
 mod router;
 mod socket_options;
 
-pub use fib::{Fib, MemoryFib};
+pub use fib::{CountingFib, Fib, MemoryFib};
 pub use kernel_routes::KernelRoutes;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -225,6 +225,17 @@ pub struct RouteStatus {
     pub candidates: usize,
 }
 
+/// Sizes of the RIB (cheap to ask for, unlike [`SpeakerHandle::routes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RibSummary {
+    /// Prefixes in the Loc-RIB.
+    pub prefixes: usize,
+    /// Routes in all Adj-RIBs-In together.
+    pub received: usize,
+    /// Distinct path-attribute sets held.
+    pub attribute_sets: usize,
+}
+
 /// How to stop a speaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shutdown {
@@ -244,6 +255,7 @@ pub(crate) enum Command {
     Withdraw(Prefix),
     Peers(oneshot::Sender<Vec<PeerStatus>>),
     Routes(oneshot::Sender<Vec<RouteStatus>>),
+    Summary(oneshot::Sender<RibSummary>),
     Accepted(tokio::net::TcpStream, SocketAddr),
     Shutdown(Shutdown, oneshot::Sender<()>),
 }
@@ -323,6 +335,13 @@ impl SpeakerHandle {
     pub async fn routes(&self) -> Result<Vec<RouteStatus>, SpeakerError> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Routes(tx)).await?;
+        rx.await.map_err(|_| SpeakerError::Stopped)
+    }
+
+    /// RIB sizes.
+    pub async fn rib_summary(&self) -> Result<RibSummary, SpeakerError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Summary(tx)).await?;
         rx.await.map_err(|_| SpeakerError::Stopped)
     }
 

@@ -14,7 +14,9 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use super::{Fib, KernelRoutes, MemoryFib, Speaker, SpeakerConfig, SpeakerError, SpeakerHandle};
+use super::{
+    CountingFib, Fib, KernelRoutes, MemoryFib, Speaker, SpeakerConfig, SpeakerError, SpeakerHandle,
+};
 
 /// Which FIB the speaker in the namespace programs.
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub enum FibChoice {
     Kernel,
     /// An in-memory table the caller keeps a clone of.
     Memory(MemoryFib),
+    /// Nothing installed, only counted (RIB benchmarks).
+    Counting(CountingFib),
 }
 
 /// A speaker running on its own thread inside a network namespace.
@@ -72,6 +76,7 @@ impl NetnsSpeaker {
                 runtime.block_on(async move {
                     let fib: Box<dyn Fib> = match fib {
                         FibChoice::Memory(memory) => Box::new(memory),
+                        FibChoice::Counting(counting) => Box::new(counting),
                         FibChoice::Kernel => match KernelRoutes::new() {
                             Ok(kernel) => Box::new(kernel),
                             Err(error) => {

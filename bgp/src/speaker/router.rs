@@ -23,7 +23,7 @@ use super::connection::Listeners;
 use super::export::ExportTarget;
 use super::fib::Fib;
 use super::peer::{self, Outbox, PeerCommand, PeerEvent, PeerTaskHandle};
-use super::{Command, PeerConfig, PeerStatus, RouteStatus, Shutdown, SpeakerConfig};
+use super::{Command, PeerConfig, PeerStatus, RibSummary, RouteStatus, Shutdown, SpeakerConfig};
 use crate::fsm::SessionConfig;
 use crate::rib::{BestChange, PeerInfo, Rib};
 use crate::wire::{FamilySet, Origin, PathAttributes, Prefix};
@@ -153,6 +153,18 @@ impl Router {
             }
             Command::Routes(reply) => {
                 let _ = reply.send(self.route_statuses());
+            }
+            Command::Summary(reply) => {
+                let _ = reply.send(RibSummary {
+                    prefixes: self.rib.loc_rib().len(),
+                    received: self
+                        .peers
+                        .keys()
+                        .filter_map(|a| self.rib.adj_rib_in(*a))
+                        .map(|a| a.len())
+                        .sum(),
+                    attribute_sets: self.rib.attribute_sets(),
+                });
             }
             Command::Accepted(stream, from) => {
                 let ip = canonical(from.ip());
