@@ -8,10 +8,10 @@ DEB_BUILD := pkg-config libnftnl-dev libmnl-dev protobuf-compiler libprotobuf-de
 # Run: what the binaries link against and call.
 DEB_RUN := libnftnl11 libmnl0 nftables iproute2
 # Test, demo and bench: real etcd, BGP peers, traffic tools.
-DEB_TEST := etcd-server etcd-client bird2 gobgpd frr iperf3 iputils-ping ethtool procps util-linux
+DEB_TEST := etcd-server etcd-client bird2 gobgpd frr iperf3 iputils-ping ethtool procps util-linux tmux
 DEBS := $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
-.PHONY: deps build test lint fmt bench fuzz clean-test-leftovers
+.PHONY: deps build test lint fmt bench fuzz clean-test-leftovers demo
 
 ## deps: install every Debian package the build, tests and demo need (idempotent).
 ## A temporary policy-rc.d keeps packages like bird2 and frr from starting system daemons:
@@ -54,6 +54,25 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## demo: a lab cluster on this machine (needs root): etcd, 3 nodes running vrouterd in network
+## namespaces on a bridge, 2 pods per node made through vrouter-cni, the measured reachability
+## matrix; then the example IPPool and policy. `target/release/vrctl lab down` removes it all.
+VRCTL := target/release/vrctl
+demo: deps
+	@[ "$$(id -u)" = 0 ] || { echo "make demo needs root (network namespaces)"; exit 1; }
+	$(CARGO) build --release --bins
+	$(VRCTL) lab up --nodes 3 --pods-per-node 2
+	$(VRCTL) --etcd-endpoints "$$($(VRCTL) lab etcd)" apply -f examples/demo/
+	@echo; echo "Try next:"; \
+	echo "  $(VRCTL) lab status                        nodes, pods, BGP sessions, fresh matrix"; \
+	echo "  export VROUTER_ETCD_ENDPOINTS=$$($(VRCTL) lab etcd)"; \
+	echo "  $(VRCTL) get ippools -o wide; $(VRCTL) get workloadendpoints -A"; \
+	echo "  $(VRCTL) policy test --from <pod ip> --to <pod ip> --protocol TCP --port 22"; \
+	echo "  $(VRCTL) node status --socket /run/vrouter-lab/vl/vl-n0.ctl"; \
+	echo "  target/release/vrouterc -s /run/vrouter-lab/vl/vl-n0.ctl   (show protocols, show route)"; \
+	echo "  ip netns exec vl-n0-p0 ping <pod ip>;  ip -n vl-n0 route"; \
+	echo "  $(VRCTL) lab down                          remove everything"
 
 ## bench: benchmarks side by side with their baselines (see BENCHMARKS.md).
 bench: deps

@@ -2,7 +2,8 @@
 //! dataplane (`PolicyDataplane::new` + `apply`: one atomic netlink batch) against `nft -f` of
 //! the equivalent text (`PolicyDataplane::desired_script`, the same objects), side by side in
 //! one run, each into a fresh throwaway namespace. Goal (issue 6): dataplane ≤ 0.5 × `nft -f`.
-//! Also measured: one label change (a set-element delta) and a no-op apply on the loaded table.
+//! Also measured: one label change handed over as a complete state (full render and whole-table
+//! compare; the per-change path from the datastore event is `felix_label`) and a no-op apply.
 //! Prints one line per round and the ratio of the medians.
 
 #![allow(clippy::unwrap_used)] // a benchmark harness: a panic is the failure report
@@ -13,7 +14,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use felix::agent::enter_netns;
-use felix::nft::{PolicyDataplane, PolicyState, WorkloadIface};
+use felix::calc::LocalEndpoint;
+use felix::nft::{PolicyDataplane, PolicyState};
 use policy::model::EndpointId;
 use test_support::Netns;
 
@@ -84,16 +86,15 @@ fn yaml(relabel: bool) -> String {
 fn state(relabel: bool) -> PolicyState {
     let docs = datastore::resource::parse_documents(&yaml(relabel)).unwrap();
     let model = policy::convert::model_from_resources(&docs).unwrap();
-    PolicyState {
-        ruleset: policy::compile::compile(&model),
-        workloads: (0..APPS)
-            .map(|i| WorkloadIface {
-                endpoint: EndpointId::new(format!("ns{}", i % 10), format!("w{i}")),
-                iface: iface(i),
-                addrs: vec![format!("{}/32", ip(i)).parse().unwrap()],
-            })
-            .collect(),
-    }
+    PolicyState::new(
+        policy::compile::compile(&model),
+        (0..APPS).map(|i| LocalEndpoint {
+            id: EndpointId::new(format!("ns{}", i % 10), format!("w{i}")),
+            iface: iface(i),
+            nets: vec![format!("{}/32", ip(i)).parse().unwrap()],
+            mac: None,
+        }),
+    )
 }
 
 /// Runs `f` on a thread inside `ns`.

@@ -13,11 +13,21 @@
 //!   sockets and the clock: listener and connectors, one task per peer, the RIB task, the
 //!   [`speaker::Fib`] sink (kernel routes, protocol 81), cluster behaviour from etcd.
 //!
-//! Planned on top: `rr` (RFC 4456), `ctl` (BIRD control protocol). No module but `speaker`
-//! reads the clock: every time value is passed in.
+//! - [`rr`]: route reflection rules (RFC 4456): who a route is reflected to, ORIGINATOR_ID and
+//!   CLUSTER_LIST, loop checks.
+//!
+//! - [`ctl`] (feature `runtime`): the control socket in BIRD's reply-code protocol (`birdc`,
+//!   `vrouterc`, `vrctl node status`): pure parser and formatters, a [`ctl::ControlBackend`]
+//!   over the speaker, the Unix-socket server.
+//!
+//! No module but `speaker` and the I/O shell of `ctl` reads the clock: every time value is
+//! passed in.
 
+#[cfg(feature = "runtime")]
+pub mod ctl;
 pub mod fsm;
 pub mod rib;
+pub mod rr;
 #[cfg(feature = "runtime")]
 pub mod speaker;
 pub mod wire;

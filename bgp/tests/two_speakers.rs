@@ -111,6 +111,7 @@ impl Speaker {
                             router_id: ctx.remote_id,
                             asn: ctx.remote_asn,
                             ibgp: ctx.ibgp(),
+                            rr_client: false,
                         };
                         self.rib.peer_up(peer);
                         self.out = Some(AdjRibOut::new(ctx.codec()));

@@ -299,22 +299,27 @@ fn every_kind_round_trips_through_apply_and_get() {
 }
 
 #[test]
-fn host_endpoints_are_refused_by_the_policy_validator() {
-    // The policy crate rejects what the dataplane cannot enforce, and vrctl runs it on
-    // every document, so a HostEndpoint is refused up front instead of stored and ignored.
+fn host_endpoints_are_validated_and_stored() {
+    // vrctl runs the policy validator on every document: a HostEndpoint with a bad
+    // expected IP is refused up front, a valid one is stored (the agent enforces it).
     let c = Cluster::start();
-    let file = c.file(
-        "hep.yaml",
-        "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\nmetadata: {name: h1}\nspec: {node: node-1, interfaceName: eth0}\n",
+    let bad = c.file(
+        "bad-hep.yaml",
+        "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\nmetadata: {name: h1}\nspec: {node: node-1, interfaceName: eth0, expectedIPs: [10.0.0.300]}\n",
     );
-    let err = c.rejected(&["apply", "-f", &file]);
+    let err = c.rejected(&["apply", "-f", &bad]);
     assert!(
-        err.contains(
-            "hep.yaml: document 1 (HostEndpoint/h1): kind: HostEndpoint policy is not supported"
-        ),
+        err.contains("HostEndpoint/h1") && err.contains("10.0.0.300"),
         "{err}"
     );
     assert_eq!(c.ok(&["get", "hep"]), "NAME\n");
+    let good = c.file(
+        "hep.yaml",
+        "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\nmetadata: {name: h1}\nspec: {node: node-1, interfaceName: eth0, expectedIPs: [10.0.0.1]}\n",
+    );
+    let out = c.ok(&["apply", "-f", &good]);
+    assert!(out.contains("Successfully applied 1 resource(s)"), "{out}");
+    assert!(c.ok(&["get", "hep"]).contains("h1"));
 }
 
 const POOL: &str = "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: pool-1}\nspec: {cidr: 10.1.0.0/16}\n";

@@ -11,6 +11,7 @@
 //! | [`delegate`] | running the IPAM plugin through `CNI_PATH` |
 //! | [`dataplane`] | veth, addresses and routes via rtnetlink (pod side through `setns`) |
 //! | [`gateway`] | the link-local gateway scheme (169.254.1.1, `ee:ee:ee:ee:ee:ee`) |
+//! | [`mtu`] | the pod interface MTU: configured, or the underlay's (minus VXLAN overhead) |
 //! | [`endpoint`] | the WorkloadEndpoint written to etcd |
 //! | [`invocation`] | process glue: env + stdin in, JSON + exit status out |
 
@@ -20,6 +21,7 @@ pub mod endpoint;
 pub mod gateway;
 pub mod invocation;
 pub mod ipam_plugin;
+pub mod mtu;
 pub mod netconf;
 pub mod plugin;
 pub mod spec;

@@ -125,7 +125,7 @@ async fn attach(
         ifname: workload.ifname.clone(),
         host_ifname: workload.host_ifname.clone(),
         ips: ips.clone(),
-        mtu: conf.mtu,
+        mtu: crate::mtu::for_pod(conf, store, &ips).await,
     };
     let attached = dataplane::attach(&pod)
         .await

@@ -677,3 +677,124 @@ async fn pools_are_chosen_by_node_selector() {
         unselected.stdout
     );
 }
+
+/// The MTU of the host's default-route interface (what the plugin detects), if any.
+fn host_underlay_mtu() -> Option<u32> {
+    let routes = test_support::run_ok(Command::new("ip").args(["-o", "route", "show", "default"]))
+        .expect("ip route");
+    let dev = routes
+        .split_whitespace()
+        .skip_while(|w| *w != "dev")
+        .nth(1)?
+        .to_string();
+    let link = test_support::run_ok(Command::new("ip").args(["-o", "link", "show", "dev", &dev]))
+        .expect("ip link");
+    link.split_whitespace()
+        .skip_while(|w| *w != "mtu")
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn link_mtu(output: &str) -> u32 {
+    output
+        .split_whitespace()
+        .skip_while(|w| *w != "mtu")
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no mtu in {output}"))
+}
+
+/// ADD sets both veth ends to the underlay's MTU for a native pool, 50 less for a VXLAN
+/// pool, and to the configuration's `mtu` when one is set (clamped to the underlay).
+#[tokio::test]
+async fn pod_mtu_follows_the_underlay_and_the_pool_encapsulation() {
+    let cluster = Cluster::start("10.88.0.0/24", None).await;
+    let node = "cni-node-mtu";
+    let underlay = host_underlay_mtu();
+    let path = cluster.cni_path();
+    let run = |command: &str, pod: &str, netns: &str, conf: &Value| {
+        let args = cni_args(pod);
+        let container = format!("c-{pod}");
+        let env = [
+            ("CNI_COMMAND", command),
+            ("CNI_CONTAINERID", container.as_str()),
+            ("CNI_NETNS", netns),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_ARGS", args.as_str()),
+            ("CNI_PATH", path.as_str()),
+        ];
+        invoke(CNI, &env, conf.to_string().as_bytes()).expect_ok(command);
+    };
+    let mtus = |ns: &Netns, pod: &str| {
+        let inside = link_mtu(&ns.ip(&["-o", "link", "show", "dev", "eth0"]).expect("eth0"));
+        let host = link_mtu(
+            &test_support::run_ok(Command::new("ip").args([
+                "-o",
+                "link",
+                "show",
+                "dev",
+                &host_ifname(node, pod),
+            ]))
+            .expect("host veth"),
+        );
+        (inside, host)
+    };
+
+    // Native pool: the underlay's MTU (the kernel default without a default route).
+    let native_ns = Netns::new("podmtu0").expect("netns");
+    run("ADD", "mtu-0", &netns_path(&native_ns), &cluster.conf(node));
+    let want = underlay.unwrap_or(1500);
+    assert_eq!(mtus(&native_ns, "mtu-0"), (want, want));
+
+    // The pool switches to VXLAN: new pods get 50 bytes less.
+    let key = resource_key(Kind::IpPool.plural(), None, "pool");
+    let kv = cluster.store.get(&key).await.expect("get").expect("pool");
+    let mut vxlan = IpPool::new("pool", "10.88.0.0/24");
+    vxlan.spec.vxlan_mode = Some(datastore::resource::ippool::EncapMode::Always);
+    cluster
+        .store
+        .update(
+            &key,
+            Resource::IpPool(vxlan).to_json().into_bytes(),
+            kv.mod_revision,
+        )
+        .await
+        .expect("vxlan pool");
+    let vxlan_ns = Netns::new("podmtu1").expect("netns");
+    run("ADD", "mtu-1", &netns_path(&vxlan_ns), &cluster.conf(node));
+    let want = underlay.map_or(1500, |u| u - 50);
+    assert_eq!(mtus(&vxlan_ns, "mtu-1"), (want, want));
+
+    // FelixConfiguration vxlanMTU is the VXLAN pods' MTU (the agent uses it too).
+    let felix = datastore::resource::parse_and_validate_documents(
+        "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\n\
+         metadata:\n  name: default\nspec:\n  vxlanMTU: 1234\n",
+    )
+    .expect("felix configuration")
+    .remove(0);
+    cluster
+        .store
+        .create(
+            &resource_key(Kind::FelixConfiguration.plural(), None, "default"),
+            felix.to_json().into_bytes(),
+        )
+        .await
+        .expect("felix configuration");
+    let felix_ns = Netns::new("podmtu3").expect("netns");
+    run("ADD", "mtu-3", &netns_path(&felix_ns), &cluster.conf(node));
+    let want = underlay.map_or(1234, |u| u.min(1234));
+    assert_eq!(mtus(&felix_ns, "mtu-3"), (want, want));
+
+    // An explicit `mtu` is the pod MTU as given.
+    let mut conf = cluster.conf(node);
+    conf["mtu"] = json!(1300);
+    let fixed_ns = Netns::new("podmtu2").expect("netns");
+    run("ADD", "mtu-2", &netns_path(&fixed_ns), &conf);
+    assert_eq!(mtus(&fixed_ns, "mtu-2"), (1300, 1300));
+
+    run("DEL", "mtu-0", &netns_path(&native_ns), &cluster.conf(node));
+    run("DEL", "mtu-1", &netns_path(&vxlan_ns), &cluster.conf(node));
+    run("DEL", "mtu-2", &netns_path(&fixed_ns), &conf);
+    run("DEL", "mtu-3", &netns_path(&felix_ns), &cluster.conf(node));
+}

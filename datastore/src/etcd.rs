@@ -569,6 +569,21 @@ impl Store {
         .await
     }
 
+    /// Revokes `lease`: every key attached to it is deleted at once (a node leaving on
+    /// purpose). Revoking a lease that already expired is not an error.
+    pub async fn revoke_lease(&self, lease: i64) -> Result<(), DatastoreError> {
+        let result = self
+            .request("lease revoke", |mut c| async move {
+                c.lease_revoke(lease).await
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(DatastoreError::Etcd(message)) if message.contains("lease not found") => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Compacts history up to `revision` (operators and tests; the syncer copes with it).
     pub async fn compact(&self, revision: i64) -> Result<(), DatastoreError> {
         self.request(

@@ -6,7 +6,7 @@
 //!  │ current_thread runtime           │         │ setns(/var/run/netns/<name>) first     │
 //!  │ Store::connect (retry)           │ Input   │ current_thread runtime (timers only)   │
 //!  │ Syncer /vrouter/resources/ ──────┼──mpsc──▶│ calc ─▶ sequencer ─▶ managers ─▶ kernel│
-//!  │ Syncer /vrouter/ipam/blocks/ ────┤         │  policy (nft), sysctls, routes         │
+//!  │ Syncer /vrouter/ipam/blocks/ ────┤         │  nft policy+NAT, sysctls, MTU, routes  │
 //!  │ Syncer /vrouter/ipam/affinity/n/ ┘         │ resync timer (default 90 s)            │
 //!  └──────────────────────────────────┘         └───────────────────────────────────────┘
 //! ```
@@ -38,12 +38,15 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use crate::calc::nat::{NatCalc, NatDesired};
 use crate::calc::{self, Calc, Output, Value};
 use crate::driver::routes::RouteError;
 use crate::manager::endpoints::EndpointManager;
+use crate::manager::mtu::MtuManager;
 use crate::manager::policy::{PolicyManager, PolicyPlane, PolicyPlaneError};
 use crate::manager::routes::RouteManager;
-use crate::metrics::{Metrics, Part};
+use crate::metrics::{IpFamily, Metrics, Part};
+use crate::nft::{NatCounters, NatDataplane, NatState, NftError};
 use crate::sequencer::Sequencer;
 
 /// Default period of the kernel resync (Felix's `RouteRefreshInterval`).
@@ -54,6 +57,8 @@ const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 const MAX_INPUTS_PER_APPLY: usize = 20_000;
 /// Channel capacity between the threads.
 const CHANNEL_CAPACITY: usize = 4096;
+/// Period of reading the NAT rules' counters back into the metrics.
+const NAT_COUNTER_INTERVAL: Duration = Duration::from_secs(5);
 /// Longest pause between etcd connection attempts.
 const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -88,6 +93,9 @@ pub enum AgentError {
     /// The policy dataplane could not start.
     #[error(transparent)]
     Policy(#[from] PolicyPlaneError),
+    /// The NAT dataplane could not start.
+    #[error("outbound NAT dataplane: {0}")]
+    Nat(#[from] NftError),
     /// A thread ended abnormally.
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
@@ -105,6 +113,9 @@ pub struct AgentConfig {
     pub netns: Option<PathBuf>,
     /// The policy dataplane; `None` runs routes and sysctls only.
     pub policy_plane: Option<PolicyPlaneFactory>,
+    /// Programs outbound NAT for pools with `natOutgoing` (nftables, chain
+    /// `vr-nat-postrouting` in table `inet vrouter`).
+    pub nat: bool,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -115,6 +126,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("resync_interval", &self.resync_interval)
             .field("netns", &self.netns)
             .field("policy_plane", &self.policy_plane.is_some())
+            .field("nat", &self.nat)
             .finish()
     }
 }
@@ -128,12 +140,15 @@ impl AgentConfig {
             resync_interval: DEFAULT_RESYNC_INTERVAL,
             netns: None,
             policy_plane: None,
+            nat: false,
         }
     }
 
-    /// Enforces policy with the nftables dataplane (table `inet vrouter`).
+    /// Enforces policy with the nftables dataplane (table `inet vrouter`), outbound NAT
+    /// included.
     pub fn with_nftables(mut self) -> Self {
         self.policy_plane = Some(crate::manager::policy::nftables_plane());
+        self.nat = true;
         self
     }
 
@@ -226,6 +241,7 @@ impl Agent {
             resync_interval,
             netns,
             policy_plane,
+            nat,
         } = config;
         let dp_node = node_name.clone();
         let dp_metrics = metrics.clone();
@@ -248,7 +264,10 @@ impl Agent {
                         Some(factory) => Some(PolicyManager::new(factory()?)),
                         None => None,
                     };
-                    let dataplane = Dataplane::new(&dp_node, policy, dp_metrics, dp_status)?;
+                    let mut dataplane = Dataplane::new(&dp_node, policy, dp_metrics, dp_status)?;
+                    if nat {
+                        dataplane.nat = Some(NatDataplane::new()?);
+                    }
                     Ok((dataplane, runtime))
                 };
                 match setup() {
@@ -430,7 +449,13 @@ struct Dataplane {
     sequencer: Sequencer,
     routes: RouteManager,
     endpoints: EndpointManager,
+    mtu: MtuManager,
     policy: Option<PolicyManager>,
+    /// Pools and nodes → outbound NAT sets.
+    nat_calc: NatCalc,
+    nat: Option<NatDataplane>,
+    /// NAT counters last read (metrics get the increase).
+    nat_seen: NatCounters,
     metrics: Metrics,
     status: Arc<AgentStatus>,
     in_sync: [bool; 3],
@@ -449,7 +474,11 @@ impl Dataplane {
             sequencer: Sequencer::new(),
             routes: RouteManager::new()?,
             endpoints: EndpointManager::new(),
+            mtu: MtuManager::new(),
             policy,
+            nat_calc: NatCalc::new(node),
+            nat: None,
+            nat_seen: NatCounters::default(),
             metrics,
             status,
             in_sync: [false; 3],
@@ -459,14 +488,18 @@ impl Dataplane {
 
     async fn run(&mut self, mut rx: mpsc::Receiver<Input>, resync_interval: Duration) {
         let mut next_resync = Instant::now() + resync_interval;
+        let mut next_counters = Instant::now() + NAT_COUNTER_INTERVAL;
         let mut resync_now = false;
         loop {
             let until_resync = next_resync.saturating_duration_since(Instant::now());
-            let wait = if self.has_pending_work() {
+            let mut wait = if self.has_pending_work() {
                 until_resync.min(RETRY_INTERVAL)
             } else {
                 until_resync
             };
+            if self.nat.is_some() {
+                wait = wait.min(next_counters.saturating_duration_since(Instant::now()));
+            }
             match tokio::time::timeout(wait, rx.recv()).await {
                 Ok(Some(input)) => {
                     self.handle(input);
@@ -493,19 +526,56 @@ impl Dataplane {
                 self.request_resync();
             }
             self.flush_and_apply();
+            if Instant::now() >= next_counters {
+                next_counters = Instant::now() + NAT_COUNTER_INTERVAL;
+                self.read_nat_counters();
+            }
+        }
+    }
+
+    /// Adds the NAT rules' counter increases to the metrics (a counter that went down was
+    /// re-created: all of its value is new).
+    fn read_nat_counters(&mut self) {
+        let Some(nat) = &mut self.nat else {
+            return;
+        };
+        let now = match nat.counters() {
+            Ok(c) => c,
+            Err(error) => {
+                warn!(%error, "cannot read the NAT counters");
+                return;
+            }
+        };
+        let seen = std::mem::replace(&mut self.nat_seen, now);
+        for (family, (packets, bytes), (seen_packets, seen_bytes)) in
+            [("ipv4", now.v4, seen.v4), ("ipv6", now.v6, seen.v6)]
+        {
+            let grown = |n: u64, before: u64| if n >= before { n - before } else { n };
+            let label = IpFamily::new(family);
+            self.metrics
+                .nat_outgoing_connections
+                .get_or_create(&label)
+                .inc_by(grown(packets, seen_packets));
+            self.metrics
+                .nat_outgoing_first_packet_bytes
+                .get_or_create(&label)
+                .inc_by(grown(bytes, seen_bytes));
         }
     }
 
     fn has_pending_work(&self) -> bool {
         self.routes.has_pending_work()
             || self.endpoints.has_pending_work()
+            || self.mtu.has_pending_work()
             || (self.seen_in_sync && self.policy.as_ref().is_some_and(|p| p.has_pending_work()))
+            || (self.seen_in_sync && self.nat.as_ref().is_some_and(|n| n.has_pending_work()))
     }
 
     fn handle(&mut self, input: Input) {
         match input {
             Input::Update(update) => {
                 self.metrics.datastore_updates.inc();
+                self.nat_calc.on_update(&update);
                 self.calc.on_update(update);
             }
             Input::Status(source, status) => {
@@ -526,8 +596,12 @@ impl Dataplane {
     fn request_resync(&mut self) {
         self.routes.request_resync();
         self.endpoints.request_resync();
+        self.mtu.request_resync();
         if let Some(p) = &mut self.policy {
             p.request_resync();
+        }
+        if let Some(n) = &mut self.nat {
+            n.request_resync();
         }
         self.status.resyncs.fetch_add(1, Ordering::AcqRel);
     }
@@ -545,6 +619,7 @@ impl Dataplane {
                 }
                 other => {
                     self.endpoints.on_update(&other);
+                    self.mtu.on_update(&other);
                     self.routes.on_update(&other);
                 }
             }
@@ -566,11 +641,42 @@ impl Dataplane {
                 }
             }
         }
+        if let Some(desired) = self.nat_calc.flush() {
+            self.on_nat(&desired);
+        }
+        // NAT after policy and, like it, only once in sync: a partial pool list must not
+        // masquerade pod-to-pod traffic.
+        if self.seen_in_sync
+            && let Some(nat) = &mut self.nat
+            && nat.has_pending_work()
+        {
+            let start = Instant::now();
+            let result = nat.apply();
+            self.observe("nat", start);
+            match result {
+                Ok(report) => {
+                    if report.read_back && report.objects + report.elements > 0 {
+                        self.repaired("nat", report.objects + report.elements);
+                    }
+                }
+                Err(error) => {
+                    warn!(%error, "NAT apply failed; retrying");
+                    self.kernel_error("nat", 1);
+                }
+            }
+        }
         if self.endpoints.has_pending_work() {
             let start = Instant::now();
             let report = self.endpoints.apply();
             self.observe("sysctl", start);
             self.kernel_error("sysctl", report.errors);
+        }
+        if self.mtu.has_pending_work() {
+            let start = Instant::now();
+            let report = self.mtu.apply();
+            self.observe("mtu", start);
+            self.repaired("mtu", report.changed);
+            self.kernel_error("mtu", report.errors);
         }
         if self.routes.has_pending_work() {
             let start = Instant::now();
@@ -594,6 +700,18 @@ impl Dataplane {
             self.status.in_sync.store(true, Ordering::Release);
         }
         self.status.applies.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// New pools, nodes or MTU settings: the NAT sets and the MTU ceilings.
+    fn on_nat(&mut self, desired: &NatDesired) {
+        self.mtu.on_pools(desired);
+        if let Some(nat) = &mut self.nat {
+            nat.set_desired(NatState {
+                masq_pools: desired.masq_pools.iter().copied().collect(),
+                all_pools: desired.all_pools.iter().copied().collect(),
+                node_addrs: desired.node_addrs.iter().copied().collect(),
+            });
+        }
     }
 
     fn observe(&self, part: &str, start: Instant) {

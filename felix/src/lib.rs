@@ -17,7 +17,7 @@
 //! | [`sequencer`] | coalescing per key, flush order, deletions held until the first InSync |
 //! | [`manager`] | `on_update` (cheap, no I/O) and `apply` (kernel I/O) per concern |
 //! | [`driver`] | the only code that talks netlink (routes, links) and `/proc/sys` |
-//! | [`nft`] | the nftables policy dataplane |
+//! | [`nft`] | the nftables policy dataplane and outbound NAT (`natOutgoing`) |
 //! | [`agent`] | [`agent::Agent`]: the threads and channels wiring it all, optionally in a netns |
 //! | [`metrics`] | Prometheus counters and histograms |
 //!

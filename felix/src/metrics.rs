@@ -1,5 +1,6 @@
 //! The agent's Prometheus metrics (`vrouter_felix_*`, style §8.3), labelled by the
-//! dataplane part they measure (`routes`, `sysctl`, `policy`). The node daemon serves the
+//! dataplane part they measure (`routes`, `sysctl`, `policy`), and the outbound NAT counters
+//! (`vrouter_nat_*`, labelled by address family). The node daemon serves the
 //! [`prometheus_client::registry::Registry`] they are registered in.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -24,6 +25,22 @@ impl Part {
     }
 }
 
+/// Label set: address family (`ipv4`, `ipv6`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IpFamily {
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+}
+
+impl IpFamily {
+    /// The label for `family`.
+    pub fn new(family: &str) -> Self {
+        Self {
+            family: family.to_string(),
+        }
+    }
+}
+
 type HistogramFamily = Family<Part, Histogram, fn() -> Histogram>;
 
 fn apply_histogram() -> Histogram {
@@ -42,6 +59,11 @@ pub struct Metrics {
     pub kernel_errors: Family<Part, Counter>,
     /// Datastore updates the calculation consumed.
     pub datastore_updates: Counter,
+    /// Pod connections masqueraded by the `natOutgoing` rule (its nft counter: a nat chain
+    /// sees only the first packet of each connection).
+    pub nat_outgoing_connections: Family<IpFamily, Counter>,
+    /// Bytes of those connections' first packets (the same nft counter's bytes).
+    pub nat_outgoing_first_packet_bytes: Family<IpFamily, Counter>,
 }
 
 impl Default for Metrics {
@@ -58,6 +80,8 @@ impl Metrics {
             resync_repairs: Family::default(),
             kernel_errors: Family::default(),
             datastore_updates: Counter::default(),
+            nat_outgoing_connections: Family::default(),
+            nat_outgoing_first_packet_bytes: Family::default(),
         }
     }
 
@@ -83,6 +107,17 @@ impl Metrics {
             "datastore_updates",
             "Datastore updates consumed by the calculation",
             self.datastore_updates.clone(),
+        );
+        let nat = registry.sub_registry_with_prefix("vrouter_nat");
+        nat.register(
+            "outgoing_connections",
+            "Pod connections masqueraded by IPPool natOutgoing",
+            self.nat_outgoing_connections.clone(),
+        );
+        nat.register(
+            "outgoing_first_packet_bytes",
+            "Bytes of the first packets of masqueraded pod connections",
+            self.nat_outgoing_first_packet_bytes.clone(),
         );
     }
 }
@@ -112,6 +147,16 @@ mod tests {
         );
         assert!(
             text.contains("vrouter_felix_apply_seconds_count{part=\"routes\"} 1"),
+            "{text}"
+        );
+        metrics
+            .nat_outgoing_connections
+            .get_or_create(&IpFamily::new("ipv4"))
+            .inc_by(2);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("vrouter_nat_outgoing_connections_total{family=\"ipv4\"} 2"),
             "{text}"
         );
     }

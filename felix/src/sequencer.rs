@@ -38,7 +38,15 @@ impl Sequencer {
     /// Queues one change; a later change for the same key replaces it.
     pub fn push(&mut self, output: Output) {
         match output {
-            Output::Policy(p) => self.policy = Some(p),
+            Output::Policy(mut p) => {
+                // Coalesced: the newest state, with the changes of the one it replaces.
+                if let Some(previous) = self.policy.take() {
+                    let newer = std::mem::take(&mut p.changes);
+                    p.changes = previous.changes;
+                    p.changes.merge(newer);
+                }
+                self.policy = Some(p);
+            }
             Output::Endpoint { id, endpoint } => {
                 self.endpoints.insert(id, endpoint);
             }
@@ -153,10 +161,10 @@ mod tests {
 
     fn policy() -> Output {
         let model = policy::Model::new(policy::ModelParts::default()).unwrap();
-        Output::Policy(Box::new(PolicyDesired {
-            ruleset: policy::compile::compile(&model),
-            workloads: vec![],
-        }))
+        Output::Policy(Box::new(PolicyDesired::new(
+            policy::compile::compile(&model),
+            vec![],
+        )))
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use felix::nft::{ApplyReport, PolicyDataplane, PolicyState, WorkloadIface};
+use felix::calc::LocalEndpoint;
+use felix::nft::{ApplyReport, PolicyDataplane, PolicyState};
 use policy::model::EndpointId;
 use policy::rule::Protocol;
 use policy::{Flow, Model, Peer, Verdict};
@@ -47,11 +48,12 @@ impl Pod {
         EndpointId::new(self.namespace, self.name)
     }
 
-    fn workload(&self) -> WorkloadIface {
-        WorkloadIface {
-            endpoint: self.id(),
+    fn workload(&self) -> LocalEndpoint {
+        LocalEndpoint {
+            id: self.id(),
             iface: self.iface.clone(),
-            addrs: vec![format!("{}/32", self.ip).parse().expect("net")],
+            nets: vec![format!("{}/32", self.ip).parse().expect("net")],
+            mac: None,
         }
     }
 }
@@ -221,10 +223,10 @@ fn model_of(yaml: &str) -> Model {
 }
 
 fn state_of(lab: &Lab, model: &Model, pods: &[&str]) -> PolicyState {
-    PolicyState {
-        ruleset: policy::compile::compile(model),
-        workloads: pods.iter().map(|p| lab.pod(p).workload()).collect(),
-    }
+    PolicyState::new(
+        policy::compile::compile(model),
+        pods.iter().map(|p| lab.pod(p).workload()),
+    )
 }
 
 fn evaluate(lab: &Lab, model: &Model, p: &Probe) -> bool {
@@ -491,11 +493,14 @@ fn spoofed_sources_and_unknown_interfaces_are_dropped() {
 
     // Positive controls: the same packets pass once the address / interface is known.
     let model = model_of(&lab.base_yaml(&LABELS));
-    let mut state = state_of(&lab, &model, &["a", "b", "c", "d"]);
-    state.workloads[0]
-        .addrs
+    let mut pods: Vec<LocalEndpoint> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|p| lab.pod(p).workload())
+        .collect();
+    pods[0]
+        .nets
         .push(format!("{spoof}/32").parse().expect("net"));
-    dp.set_desired(state);
+    dp.set_desired(PolicyState::new(policy::compile::compile(&model), pods));
     let report = dp.apply().expect("apply");
     assert_eq!(report.chains_rewritten, 0, "{report:?}");
     assert_eq!(

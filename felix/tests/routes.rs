@@ -271,3 +271,82 @@ fn routes_wait_for_a_missing_interface() {
     assert_eq!(report.added, 1, "{report:?}");
     assert!(proto80(&ns).contains(&format!("10.73.0.1 dev {later}")));
 }
+
+fn proto81(ns: &Netns) -> String {
+    let v4 = ns.ip(&["route", "show", "proto", "81"]).unwrap();
+    let v6 = ns.ip(&["-6", "route", "show", "proto", "81"]).unwrap();
+    format!("{v4}{v6}")
+}
+
+fn bgp_table_in(ns: &Netns) -> RouteTable {
+    let path = format!("/var/run/netns/{}", ns.name());
+    std::thread::spawn(move || {
+        enter_netns(Path::new(&path)).unwrap();
+        RouteTable::new(81).unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
+fn via(hops: &[&str]) -> RouteTarget {
+    RouteTarget::Via(hops.iter().map(|h| h.parse().unwrap()).collect())
+}
+
+/// Protocol 81 (BGP): gateway and ECMP multipath routes; a new instance adopts them without
+/// churn and removes the ones not wanted again only after in-sync; a route it installed
+/// itself and no longer wants goes at once.
+#[test]
+fn gateway_and_multipath_routes_are_adopted_and_swept_after_sync() {
+    let ns = node();
+    ns.add_addr(IFACE, "10.80.0.1/24").unwrap();
+    ns.add_addr(IFACE, "fd80::1/64").unwrap();
+    let mut table = bgp_table_in(&ns);
+    table.set_route(net("10.90.1.0/26"), via(&["10.80.0.2"]));
+    table.set_route(net("10.90.2.0/26"), via(&["10.80.0.3", "10.80.0.2"]));
+    table.set_route(net("10.90.3.0/26"), via(&["10.80.0.4"]));
+    table.set_route(net("fd90::/64"), via(&["fd80::2", "fd80::3"]));
+    let report = table.apply().unwrap();
+    assert_eq!((report.added, report.errors), (4, 0), "{report:?}");
+    let routes = proto81(&ns);
+    assert!(routes.contains("10.90.1.0/26 via 10.80.0.2"), "{routes}");
+    assert!(
+        routes.contains("nexthop via 10.80.0.2") && routes.contains("nexthop via 10.80.0.3"),
+        "{routes}"
+    );
+    assert!(routes.contains("nexthop via fd80::3"), "{routes}");
+    // Unchanged next hops in another order: nothing to do.
+    table.set_route(net("10.90.2.0/26"), via(&["10.80.0.2", "10.80.0.3"]));
+    let again = table.apply().unwrap();
+    assert_eq!((again.added, again.replaced), (0, 0), "{again:?}");
+    drop(table);
+
+    // A restarted speaker: the same routes are adopted, one is no longer learned, one
+    // changed next hops; nothing is deleted before in-sync.
+    let mut table = bgp_table_in(&ns);
+    table.set_route(net("10.90.1.0/26"), via(&["10.80.0.2"]));
+    table.set_route(net("10.90.2.0/26"), via(&["10.80.0.3", "10.80.0.2"]));
+    table.set_route(net("fd90::/64"), via(&["fd80::2"]));
+    let report = table.apply().unwrap();
+    assert_eq!(report.adopted, 2, "{report:?}");
+    assert_eq!((report.added, report.removed, report.replaced), (0, 0, 1));
+    assert!(proto81(&ns).contains("10.90.3.0/26"), "kept until in-sync");
+    // A route this instance learned and withdrew goes at once, before in-sync.
+    table.set_route(net("10.90.4.0/26"), via(&["10.80.0.4"]));
+    table.apply().unwrap();
+    table.remove_route(net("10.90.4.0/26"));
+    assert_eq!(table.apply().unwrap().removed, 1);
+    table.set_in_sync();
+    let report = table.apply().unwrap();
+    assert_eq!(report.removed, 1, "the leftover is swept: {report:?}");
+    let routes = proto81(&ns);
+    assert!(
+        !routes.contains("10.90.3.0/26") && routes.contains("10.90.1.0/26"),
+        "{routes}"
+    );
+    // Drift: a route deleted by hand comes back at the next resync.
+    ns.ip(&["route", "del", "10.90.1.0/26", "proto", "81"])
+        .unwrap();
+    table.request_resync();
+    assert_eq!(table.apply().unwrap().repaired, 1);
+    assert!(proto81(&ns).contains("10.90.1.0/26 via 10.80.0.2"));
+}

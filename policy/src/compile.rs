@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ipset::{EntityData, EntityKey, IpSetId, IpSetIndex, Member, SetKey};
-use crate::model::{Direction, EndpointId, EntityRef, Model, PolicyId, TierDefaultAction};
+use crate::model::{Direction, EndpointId, EntityRef, Labels, Model, PolicyId, TierDefaultAction};
 use crate::rule::{Action, EntityMatch, IcmpMatch, IpVersion, PortMatch, Protocol, Rule};
 
 /// Which end of the packet a match inspects.
@@ -301,6 +301,35 @@ fn split_ports(ports: &[PortMatch]) -> (Vec<(u16, u16)>, Vec<String>) {
     (numeric, named)
 }
 
+/// The chain layout of an endpoint with effective `labels` and `profiles`: per direction the
+/// tiers (in order) with the policies of each that select it; tiers with none are left out.
+pub fn endpoint_rules(model: &Model, labels: &Labels, profiles: &[String]) -> EndpointRules {
+    let tiers_for = |direction: Direction| -> Vec<TierRules> {
+        model
+            .tiers()
+            .iter()
+            .filter_map(|tp| {
+                let policies: Vec<PolicyId> = tp
+                    .policies
+                    .iter()
+                    .filter(|p| p.applies(direction) && p.selector.matches(labels))
+                    .map(|p| p.id.clone())
+                    .collect();
+                (!policies.is_empty()).then(|| TierRules {
+                    tier: tp.tier.name.clone(),
+                    default_action: tp.tier.default_action,
+                    policies,
+                })
+            })
+            .collect()
+    };
+    EndpointRules {
+        ingress: tiers_for(Direction::Ingress),
+        egress: tiers_for(Direction::Egress),
+        profiles: profiles.to_vec(),
+    }
+}
+
 /// Compiles the whole model.
 pub fn compile(model: &Model) -> Ruleset {
     let mut sets = IpSetIndex::new();
@@ -321,33 +350,9 @@ pub fn compile(model: &Model) -> Ruleset {
         .collect();
     let mut endpoints = BTreeMap::new();
     for (i, ep) in model.endpoints().iter().enumerate() {
-        let labels = model.endpoint_labels(i);
-        let tiers_for = |direction: Direction| -> Vec<TierRules> {
-            model
-                .tiers()
-                .iter()
-                .filter_map(|tp| {
-                    let policies: Vec<PolicyId> = tp
-                        .policies
-                        .iter()
-                        .filter(|p| p.applies(direction) && p.selector.matches(labels))
-                        .map(|p| p.id.clone())
-                        .collect();
-                    (!policies.is_empty()).then(|| TierRules {
-                        tier: tp.tier.name.clone(),
-                        default_action: tp.tier.default_action,
-                        policies,
-                    })
-                })
-                .collect()
-        };
         endpoints.insert(
             ep.id.clone(),
-            EndpointRules {
-                ingress: tiers_for(Direction::Ingress),
-                egress: tiers_for(Direction::Egress),
-                profiles: model.endpoint_profiles(i).to_vec(),
-            },
+            endpoint_rules(model, model.endpoint_labels(i), model.endpoint_profiles(i)),
         );
     }
     Ruleset {

@@ -779,7 +779,28 @@ fn add_resource(parts: &mut ModelParts, r: &Resource) -> Field<()> {
                 service_account: w.spec.service_account_name.clone(),
             });
         }
-        Resource::HostEndpoint(_) => return Err(unsupported("kind", "HostEndpoint policy")),
+        Resource::HostEndpoint(h) => {
+            // A host endpoint is an endpoint without a namespace: only cluster-wide
+            // selectors (GlobalNetworkPolicy, global sets) can select it, it gets no
+            // namespace profile, and with no policy and no profile it denies (Calico).
+            let mut ports = Vec::new();
+            for (i, p) in h.spec.ports.iter().enumerate() {
+                let proto = protocol(&format!("spec.ports[{i}].protocol"), &p.protocol)?;
+                ports.push(NamedPort {
+                    name: p.name.clone(),
+                    protocol: proto,
+                    port: p.port,
+                });
+            }
+            parts.endpoints.push(Endpoint {
+                id: EndpointId::host(h.metadata.name.clone()),
+                labels: h.metadata.labels.clone(),
+                nets: nets_field("spec.expectedIPs", &h.spec.expected_ips)?,
+                ports,
+                profiles: h.spec.profiles.clone(),
+                service_account: None,
+            });
+        }
         _ => {}
     }
     Ok(())

@@ -270,3 +270,50 @@ fn whole_model_loads() {
         Err(LoadError::Model(_))
     ));
 }
+
+#[test]
+fn host_endpoints_are_namespace_less_endpoints() {
+    let yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n---\n\
+                apiVersion: projectcalico.org/v3\nkind: HostEndpoint\n\
+                metadata: {name: node1-eth0, labels: {role: uplink}}\n\
+                spec: {node: node1, interfaceName: eth0, expectedIPs: [192.0.2.1], \
+                ports: [{name: ssh, protocol: TCP, port: 22}]}\n---\n\
+                apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\n\
+                metadata: {name: all-in-prod, namespace: prod}\nspec: {selector: all()}\n---\n\
+                apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\n\
+                metadata: {name: uplink}\nspec: {selector: role == 'uplink', \
+                ingress: [{action: Allow, protocol: TCP, destination: {ports: [ssh]}}]}\n";
+    let model = Model::new(load(yaml).expect("loads")).expect("model");
+    let i = model
+        .endpoint_index(&EndpointId::host("node1-eth0"))
+        .expect("host endpoint in the model");
+    assert_eq!(
+        model.endpoints()[i].nets,
+        vec!["192.0.2.1/32".parse().unwrap()]
+    );
+    assert!(
+        model.endpoint_profiles(i).is_empty(),
+        "no namespace profile"
+    );
+    assert!(
+        !model
+            .endpoint_labels(i)
+            .contains_key(crate::selector::NAMESPACE_LABEL),
+        "no namespace label"
+    );
+    let applying: Vec<String> = model
+        .tiers()
+        .iter()
+        .flat_map(|t| &t.policies)
+        .filter(|p| p.selector.matches(model.endpoint_labels(i)))
+        .map(|p| p.id.name.clone())
+        .collect();
+    assert_eq!(applying, ["uplink"], "namespaced policies never select it");
+    assert_eq!(
+        err(
+            "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\nmetadata: {name: h}\n\
+             spec: {node: n, interfaceName: eth0, expectedIPs: [not-an-ip]}\n"
+        ),
+        "HostEndpoint h: spec.expectedIPs[0]: \"not-an-ip\" is not a valid CIDR"
+    );
+}

@@ -204,6 +204,11 @@ impl IpSetIndex {
             .map(|s| s.members.keys().copied().collect())
     }
 
+    /// The definition of one set.
+    pub fn key(&self, id: &IpSetId) -> Option<&SetKey> {
+        self.sets.get(id).map(|s| &s.key)
+    }
+
     /// All sets and their definitions.
     pub fn sets(&self) -> impl Iterator<Item = (&IpSetId, &SetKey)> {
         self.sets.iter().map(|(id, s)| (id, &s.key))

@@ -212,11 +212,26 @@ impl EndpointId {
             name: name.into(),
         }
     }
+
+    /// The id of HostEndpoint `name` (cluster-scoped: an empty namespace, which no
+    /// Kubernetes namespace can have).
+    pub fn host(name: impl Into<String>) -> EndpointId {
+        EndpointId::new(String::new(), name)
+    }
+
+    /// True for a HostEndpoint's id.
+    pub fn is_host(&self) -> bool {
+        self.namespace.is_empty()
+    }
 }
 
 impl fmt::Display for EndpointId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
+        if self.is_host() {
+            write!(f, "HostEndpoint {}", self.name)
+        } else {
+            write!(f, "{}/{}", self.namespace, self.name)
+        }
     }
 }
 
@@ -502,7 +517,8 @@ impl Model {
                     }
                 }
             }
-            let eff_profiles = if ep.profiles.is_empty() {
+            // Host endpoints have no namespace: no namespace profile, no namespace label.
+            let eff_profiles = if ep.profiles.is_empty() && !ep.id.is_host() {
                 vec![format!("{NAMESPACE_PROFILE_PREFIX}{}", ep.id.namespace)]
             } else {
                 ep.profiles.clone()
@@ -511,7 +527,7 @@ impl Model {
                 &ep.labels,
                 &eff_profiles,
                 &profiles,
-                Some(&ep.id.namespace),
+                (!ep.id.is_host()).then_some(ep.id.namespace.as_str()),
                 ep.service_account.as_deref(),
             ));
             endpoint_profiles.push(eff_profiles);

@@ -21,6 +21,8 @@ pub struct Neighbor {
     pub asn: u32,
     /// Only accept the neighbor's connection, never open one.
     pub passive: bool,
+    /// The neighbor is our route-reflector client (needs [`BgpConfig::rr_cluster_id`]).
+    pub rr_client: bool,
 }
 
 /// A test BGP speaker's configuration; build it, then hand it to
@@ -48,6 +50,13 @@ pub struct BgpConfig {
     pub install_routes: bool,
     /// Hold time in seconds (keepalive is a third of it).
     pub hold_time: u16,
+    /// Route-reflector cluster id: this speaker reflects for its `rr_client` neighbors
+    /// (BIRD `rr client; rr cluster id`, GoBGP `route-reflector`) and exports every route
+    /// to them with the next hop kept.
+    pub rr_cluster_id: Option<Ipv4Addr>,
+    /// ADD-PATH (RFC 7911) receive and send on every session (BIRD `add paths on`, GoBGP
+    /// `add-paths receive` + `send-max 8`).
+    pub add_paths: bool,
 }
 
 impl BgpConfig {
@@ -60,6 +69,8 @@ impl BgpConfig {
             networks: Vec::new(),
             install_routes: false,
             hold_time: 30,
+            rr_cluster_id: None,
+            add_paths: false,
         }
     }
 
@@ -69,6 +80,7 @@ impl BgpConfig {
             addr,
             asn,
             passive: false,
+            rr_client: false,
         });
         self
     }
@@ -79,7 +91,31 @@ impl BgpConfig {
             addr,
             asn,
             passive: true,
+            rr_client: false,
         });
+        self
+    }
+
+    /// Adds a passive neighbor that is our route-reflector client.
+    pub fn rr_client(mut self, addr: IpAddr, asn: u32) -> Self {
+        self.neighbors.push(Neighbor {
+            addr,
+            asn,
+            passive: true,
+            rr_client: true,
+        });
+        self
+    }
+
+    /// Makes this speaker a route reflector with `cluster_id`.
+    pub fn rr_cluster_id(mut self, cluster_id: Ipv4Addr) -> Self {
+        self.rr_cluster_id = Some(cluster_id);
+        self
+    }
+
+    /// Turns ADD-PATH receive and send on for every session.
+    pub fn add_paths(mut self, on: bool) -> Self {
+        self.add_paths = on;
         self
     }
 

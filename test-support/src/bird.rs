@@ -293,10 +293,27 @@ impl BgpConfig {
                 c,
                 "  connect retry time 1; connect delay time 1; error wait time 1,5;"
             );
-            let _ = writeln!(
-                c,
-                "  {channel} {{ import all; export where source = RTS_STATIC; next hop self; }};"
-            );
+            let reflect = match self.rr_cluster_id {
+                Some(id) if n.rr_client => {
+                    let _ = writeln!(c, "  rr client; rr cluster id {id};");
+                    true
+                }
+                _ => false,
+            };
+            let add_paths = if self.add_paths { " add paths on;" } else { "" };
+            if reflect || self.rr_cluster_id.is_some() {
+                // A reflector passes BGP routes on with the next hop kept (never its
+                // connected routes: clients would install them over their own).
+                let _ = writeln!(
+                    c,
+                    "  {channel} {{ import all; export where source ~ [RTS_BGP, RTS_STATIC];{add_paths} }};"
+                );
+            } else {
+                let _ = writeln!(
+                    c,
+                    "  {channel} {{ import all; export where source = RTS_STATIC; next hop self;{add_paths} }};"
+                );
+            }
             let _ = writeln!(c, "}}");
         }
         Ok(c)
@@ -325,6 +342,22 @@ mod tests {
         assert!(text.contains("neighbor fd00::2 as 64512;\n  passive on;"));
         assert!(text.contains("  ipv6 { import all;"));
         assert_eq!(text.matches("passive on").count(), 1);
+    }
+
+    #[test]
+    fn renders_route_reflector_clients_with_add_paths() {
+        let text = BgpConfig::new(Ipv4Addr::new(10, 0, 0, 1), 64512)
+            .rr_cluster_id(Ipv4Addr::new(10, 255, 0, 1))
+            .add_paths(true)
+            .rr_client("10.0.0.2".parse().unwrap(), 64512)
+            .to_bird()
+            .unwrap();
+        assert!(
+            text.contains("rr client; rr cluster id 10.255.0.1;"),
+            "{text}"
+        );
+        assert!(text.contains("export where source ~ [RTS_BGP, RTS_STATIC]; add paths on;"));
+        assert!(!text.contains("next hop self"));
     }
 
     #[test]

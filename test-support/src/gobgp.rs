@@ -227,9 +227,19 @@ impl BgpConfig {
                 let _ = writeln!(c, "  [neighbors.transport.config]");
                 let _ = writeln!(c, "    passive-mode = true");
             }
+            if let (Some(id), true) = (self.rr_cluster_id, n.rr_client) {
+                let _ = writeln!(c, "  [neighbors.route-reflector.config]");
+                let _ = writeln!(c, "    route-reflector-client = true");
+                let _ = writeln!(c, "    route-reflector-cluster-id = \"{id}\"");
+            }
             let _ = writeln!(c, "  [[neighbors.afi-safis]]");
             let _ = writeln!(c, "    [neighbors.afi-safis.config]");
             let _ = writeln!(c, "      afi-safi-name = \"{afi_safi}\"");
+            if self.add_paths {
+                let _ = writeln!(c, "    [neighbors.afi-safis.add-paths.config]");
+                let _ = writeln!(c, "      receive = true");
+                let _ = writeln!(c, "      send-max = 8");
+            }
         }
         Ok(c)
     }
@@ -252,6 +262,19 @@ mod tests {
         assert_eq!(text.matches("passive-mode = true").count(), 1);
         assert!(text.contains("afi-safi-name = \"ipv6-unicast\""));
         assert!(text.contains("hold-time = 9\n    keepalive-interval = 3"));
+    }
+
+    #[test]
+    fn renders_route_reflector_and_add_paths() {
+        let text = BgpConfig::new(Ipv4Addr::new(10, 0, 0, 1), 64512)
+            .rr_cluster_id(Ipv4Addr::new(10, 255, 0, 1))
+            .add_paths(true)
+            .rr_client("10.0.0.2".parse().unwrap(), 64512)
+            .to_gobgp()
+            .unwrap();
+        assert!(text.contains("route-reflector-client = true"));
+        assert!(text.contains("route-reflector-cluster-id = \"10.255.0.1\""));
+        assert!(text.contains("send-max = 8"));
     }
 
     #[test]

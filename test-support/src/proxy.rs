@@ -45,13 +45,20 @@ pub struct TcpProxy {
 impl TcpProxy {
     /// Starts proxying to `target` (`host:port`, optionally with an `http://` prefix).
     pub fn start(target: &str) -> io::Result<Self> {
+        Self::with_listener(TcpListener::bind("127.0.0.1:0")?, target)
+    }
+
+    /// Proxies connections accepted on `listener` to `target`. The listener may belong to
+    /// another network namespace (bound by a thread that entered it): clients there then
+    /// reach a `target` of this namespace, e.g. a test etcd on the host's loopback. (Such a
+    /// listener's accept thread is only woken by the next client after drop; it then ends.)
+    pub fn with_listener(listener: TcpListener, target: &str) -> io::Result<Self> {
         let target = target
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no target address"))?;
-        let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             target,

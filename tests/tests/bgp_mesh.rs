@@ -86,6 +86,7 @@ fn three_node_mesh_from_etcd_converges() {
                     node_name: format!("node{i}"),
                     base: config(node, 0),
                     launch: Launch::Netns(netns_path(node), FibChoice::Kernel),
+                    secrets: None,
                 },
             )
         })

@@ -47,6 +47,18 @@ impl Destination {
         self.selection.as_ref().map(|s| &self.paths[s.best])
     }
 
+    /// Every candidate route, the best first (what ADD-PATH advertises).
+    pub fn paths_best_first(&self) -> impl Iterator<Item = &Path> {
+        let best = self.selection.as_ref().map(|s| s.best);
+        best.map(|b| &self.paths[b]).into_iter().chain(
+            self.paths
+                .iter()
+                .enumerate()
+                .filter(move |(i, _)| Some(*i) != best)
+                .map(|(_, p)| p),
+        )
+    }
+
     /// The step that decided the best route.
     pub fn step(&self) -> Option<DecisionStep> {
         self.selection.as_ref().map(|s| s.step)
@@ -79,6 +91,7 @@ impl Destination {
 pub struct LocRib {
     destinations: BTreeMap<Prefix, Destination>,
     config: BestPathConfig,
+    all_paths: bool,
 }
 
 impl LocRib {
@@ -87,7 +100,14 @@ impl LocRib {
         LocRib {
             destinations: BTreeMap::new(),
             config,
+            all_paths: false,
         }
+    }
+
+    /// Reports a [`BestChange`] whenever any route of a prefix changes, not only its selection
+    /// (a speaker that sends every path with ADD-PATH needs to hear about the others too).
+    pub fn set_report_all_paths(&mut self, all: bool) {
+        self.all_paths = all;
     }
 
     /// Adds a route, replacing the one with the same source and path id.
@@ -158,7 +178,7 @@ impl LocRib {
             (None, None) => true,
             _ => false,
         };
-        (!same).then_some(BestChange { prefix, best: new })
+        (!same || self.all_paths).then_some(BestChange { prefix, best: new })
     }
 
     /// The routes of one prefix.

@@ -8,8 +8,9 @@
 //! [`AdjRibOut`] (export policy sits between, in the speaker).
 //!
 //! Import checks done here (RFC 4271 §9.1.2, RFC 4456 §8): a route from an eBGP peer whose
-//! AS_PATH holds our AS, or an iBGP route whose ORIGINATOR_ID is ours, is not used (it is
-//! treated as a withdraw of that NLRI).
+//! AS_PATH holds our AS, or an iBGP route whose ORIGINATOR_ID is ours or whose CLUSTER_LIST
+//! holds our cluster id ([`crate::rr::import_loop`]), is not used (it is treated as a withdraw
+//! of that NLRI).
 
 pub mod adj_rib_in;
 pub mod adj_rib_out;
@@ -38,6 +39,8 @@ pub struct PeerInfo {
     pub asn: u32,
     /// Whether the session is internal.
     pub ibgp: bool,
+    /// The peer is one of our route-reflector clients (RFC 4456).
+    pub rr_client: bool,
 }
 
 /// Where a route came from.
@@ -78,6 +81,14 @@ impl PathSource {
     pub fn is_ibgp(&self) -> bool {
         matches!(self, PathSource::Peer(p) if p.ibgp)
     }
+
+    /// The role of the speaker the route came from, for reflection (RFC 4456).
+    pub fn role(&self) -> crate::rr::PeerRole {
+        match self {
+            PathSource::Local { .. } => crate::rr::PeerRole::Local,
+            PathSource::Peer(p) => crate::rr::PeerRole::of(p.ibgp, p.rr_client),
+        }
+    }
 }
 
 /// One route in the Loc-RIB.
@@ -116,6 +127,7 @@ struct PeerState {
 pub struct Rib {
     local_asn: u32,
     local_id: Ipv4Addr,
+    cluster_id: Option<Ipv4Addr>,
     peers: HashMap<IpAddr, PeerState>,
     local: AdjRibIn,
     loc_rib: LocRib,
@@ -129,12 +141,25 @@ impl Rib {
         Rib {
             local_asn,
             local_id,
+            cluster_id: None,
             peers: HashMap::new(),
             local: AdjRibIn::default(),
             loc_rib: LocRib::new(config),
             interner: Interner::default(),
             igp_costs: HashMap::new(),
         }
+    }
+
+    /// Makes this speaker a route reflector with `cluster_id` (RFC 4456): routes whose
+    /// CLUSTER_LIST holds it are loops from then on.
+    pub fn set_cluster_id(&mut self, cluster_id: Option<Ipv4Addr>) {
+        self.cluster_id = cluster_id;
+    }
+
+    /// Reports a change of any route of a prefix, not only of its selection (ADD-PATH send of
+    /// every path, [`LocRib::set_report_all_paths`]).
+    pub fn set_report_all_paths(&mut self, all: bool) {
+        self.loc_rib.set_report_all_paths(all);
     }
 
     /// Registers a peer (or updates its identity after it reconnects, keeping stale routes).
@@ -207,7 +232,7 @@ impl Rib {
             return Ok(changes);
         }
         let looped = if info.ibgp {
-            update.attributes.originator_id == Some(self.local_id)
+            crate::rr::import_loop(&update.attributes, self.local_id, self.cluster_id).is_some()
         } else {
             update.attributes.as_path.contains(self.local_asn)
         };

@@ -24,6 +24,7 @@ fn peer(last: u8, asn: u32) -> PeerInfo {
         router_id: ip(last),
         asn,
         ibgp: asn == LOCAL_AS,
+        rr_client: false,
     }
 }
 
@@ -585,6 +586,36 @@ fn ibgp_route_with_our_originator_id_is_not_used() {
     )
     .unwrap();
     assert!(rib.best(&pfx("10.8.0.0/16")).is_none());
+}
+
+#[test]
+fn reflector_treats_our_cluster_id_in_cluster_list_as_withdraw() {
+    let mut rib = rib();
+    let cluster = ip(200);
+    rib.set_cluster_id(Some(cluster));
+    rib.apply_update(addr(1), &announce(1, &["10.9.0.0/16"]))
+        .unwrap();
+    assert!(rib.best(&pfx("10.9.0.0/16")).is_some());
+    // The same NLRI comes back around through our cluster: the earlier route is withdrawn.
+    let mut a = attrs(1);
+    a.originator_id = Some(ip(7));
+    a.cluster_list = vec![ip(201), cluster];
+    let changes = rib
+        .apply_update(
+            addr(1),
+            &Update::announce(a.clone(), vec![Nlri::new(pfx("10.9.0.0/16"))]),
+        )
+        .unwrap();
+    assert_eq!(changes.len(), 1);
+    assert!(changes[0].best.is_none());
+    // A speaker that is not a reflector accepts it.
+    rib.set_cluster_id(None);
+    rib.apply_update(
+        addr(1),
+        &Update::announce(a, vec![Nlri::new(pfx("10.9.0.0/16"))]),
+    )
+    .unwrap();
+    assert!(rib.best(&pfx("10.9.0.0/16")).is_some());
 }
 
 #[test]

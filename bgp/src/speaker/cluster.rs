@@ -13,8 +13,18 @@
 //! - originate: every IPAM block affine to this node, plus `/32`s (`/128`s) this node
 //!   borrowed from other nodes' blocks.
 //!
-//! Passwords: Calico's `password.secretKeyRef` names a Kubernetes secret, which an etcd-only
-//! cluster does not have; such peers are configured without TCP-MD5 and a warning is logged.
+//! Route reflection (Calico semantics): a node with `spec.bgp.routeReflectorClusterID` is a
+//! reflector with that cluster id, and its iBGP peers that are not nodes with the same
+//! cluster id are its clients. With `nodeToNodeMeshEnabled: false`, a BGPPeer with
+//! `peerSelector: route-reflector == 'true'` (and a `nodeSelector` for the other side) wires
+//! nodes to their reflectors.
+//!
+//! Passwords: Calico's `password.secretKeyRef` (BGPPeer `password`, BGPConfiguration
+//! `nodeMeshPassword`) names a secret, read through the [`SecretSource`] of
+//! [`ClusterOptions::secrets`] (vrouterd: files `<secrets-dir>/<name>/<key>`, see
+//! [`super::secrets`]). A peer whose password cannot be read is not started (fail closed); the
+//! agent logs it and tries again every [`SECRET_RECHECK`] and on
+//! [`ClusterAgent::recheck_secrets`].
 //!
 //! [`ClusterAgent`] is the driver: two syncers (resources, IPAM blocks), a speaker started
 //! once both are in sync, and live peer/prefix changes applied through the handle. A change
@@ -33,16 +43,19 @@ use datastore::keys::{IPAM_BLOCKS, RESOURCES, parse_resource_key};
 use datastore::resource::bgp::NextHopMode;
 use datastore::resource::{BgpConfiguration, BgpPeer, Node, Resource};
 use datastore::syncer::{SyncEvent, SyncStatus, Syncer};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::netns::{FibChoice, NetnsSpeaker};
-use super::{BGP_PORT, Fib};
+use super::secrets::{SecretError, SecretRef, SecretSource};
+use super::{BGP_PORT, Fib, PeerKind};
 use super::{PeerConfig, Shutdown, Speaker, SpeakerConfig, SpeakerError, SpeakerHandle};
 use crate::wire::Prefix;
 
 /// Calico's default AS number.
 pub const DEFAULT_ASN: u32 = 64512;
+/// How often passwords are read again (a missing one may appear, a present one may change).
+pub const SECRET_RECHECK: Duration = Duration::from_secs(5);
 
 /// What the cluster wants this node's speaker to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +70,19 @@ pub struct Desired {
     pub peers: BTreeMap<IpAddr, PeerConfig>,
     /// Prefixes to originate.
     pub originate: BTreeSet<Prefix>,
+    /// Our route-reflector cluster id (`spec.bgp.routeReflectorClusterID`).
+    pub cluster_id: Option<Ipv4Addr>,
+    /// Peers whose TCP-MD5 password comes from a secret (resolved by the agent).
+    pub secrets: BTreeMap<IpAddr, SecretRef>,
+}
+
+fn secret_ref(password: Option<&datastore::resource::bgp::BgpPassword>) -> Option<SecretRef> {
+    let selector = password?.secret_key_ref.as_ref()?;
+    Some(SecretRef {
+        name: selector.name.clone(),
+        key: selector.key.clone(),
+        optional: selector.optional.unwrap_or(false),
+    })
 }
 
 /// The BGP-relevant part of the datastore. Pure.
@@ -127,9 +153,8 @@ impl ClusterState {
         let mesh_restart = config
             .and_then(|c| c.node_mesh_max_restart_time.as_deref())
             .and_then(parse_go_duration);
-        if config.is_some_and(|c| c.node_mesh_password.is_some()) {
-            tracing::warn!("nodeMeshPassword needs a Kubernetes secret; mesh runs without TCP-MD5");
-        }
+        let mesh_secret = config.and_then(|c| secret_ref(c.node_mesh_password.as_ref()));
+        let mut secrets = BTreeMap::new();
         let mut peers = BTreeMap::new();
         if mesh {
             for (name, node) in &self.nodes {
@@ -141,6 +166,7 @@ impl ClusterState {
                 let mut add = |mine: IpAddr, theirs: IpAddr| {
                     let mut peer = PeerConfig::new(theirs, remote_asn).passive(theirs < mine);
                     peer.max_restart_time = mesh_restart;
+                    peer.kind = PeerKind::Mesh;
                     peers.insert(theirs, peer);
                 };
                 if let Some(v4) = bgp.ipv4() {
@@ -150,29 +176,46 @@ impl ClusterState {
                     add(IpAddr::V6(mine), IpAddr::V6(theirs));
                 }
             }
+            if let Some(secret) = &mesh_secret {
+                for addr in peers.keys() {
+                    secrets.insert(*addr, secret.clone());
+                }
+            }
         }
-        for (name, resource) in &self.peers {
+        for resource in self.peers.values() {
             let spec = &resource.spec;
             let applies = match (&spec.node, &spec.node_selector) {
                 (Some(node), _) => node == node_name,
                 (None, Some(selector)) => selects(selector, me),
                 (None, None) => true,
             };
-            if !applies {
+            // Calico peers selector-matched nodes both ways: a node the peerSelector picks
+            // peers with every node the nodeSelector (or `node`) picks.
+            let reverse = spec.peer_addr().is_none()
+                && spec
+                    .peer_selector
+                    .as_deref()
+                    .is_some_and(|s| selects(s, me));
+            if !applies && !reverse {
                 continue;
             }
-            if spec.password.is_some() {
-                tracing::warn!(bgppeer = %name, "password needs a Kubernetes secret; peering without TCP-MD5");
-            }
+            // Peers this resource adds or replaces take its password (or none).
+            let before = peers.clone();
             let tune = |mut peer: PeerConfig| {
                 peer.keepalive_time = spec.keepalive_time.as_deref().and_then(parse_go_duration);
                 peer.max_restart_time =
                     spec.max_restart_time.as_deref().and_then(parse_go_duration);
                 peer.ttl_security = spec.ttl_security.filter(|t| *t > 0);
                 peer.next_hop_self = spec.next_hop_mode == Some(NextHopMode::SelfNextHop);
+                peer.kind = match (&spec.node, &spec.node_selector) {
+                    (None, None) => PeerKind::Global,
+                    _ => PeerKind::NodeSpecific,
+                };
                 peer
             };
-            if let Some((ip, port)) = spec.peer_addr() {
+            if !applies {
+                // Only the reverse direction applies.
+            } else if let Some((ip, port)) = spec.peer_addr() {
                 let remote_asn = spec.as_number.as_ref().map_or(global_asn, |a| a.get());
                 let mut peer = tune(PeerConfig::new(ip, remote_asn));
                 peer.port = port.unwrap_or(BGP_PORT);
@@ -191,14 +234,57 @@ impl ClusterState {
                     }
                 }
             }
+            if reverse {
+                for (other, node) in &self.nodes {
+                    let picked = match (&spec.node, &spec.node_selector) {
+                        (Some(n), _) => n == other,
+                        (None, Some(selector)) => selects(selector, node),
+                        (None, None) => true,
+                    };
+                    if other == node_name || !picked {
+                        continue;
+                    }
+                    let remote_asn = self.node_asn(node, global_asn);
+                    if let Some(v4) = node.spec.bgp.as_ref().and_then(|b| b.ipv4()) {
+                        peers
+                            .entry(IpAddr::V4(v4))
+                            .or_insert_with(|| tune(PeerConfig::new(IpAddr::V4(v4), remote_asn)));
+                    }
+                }
+            }
+            let secret = secret_ref(spec.password.as_ref());
+            for (addr, peer) in &peers {
+                if before.get(addr) != Some(peer) {
+                    match &secret {
+                        Some(s) => secrets.insert(*addr, s.clone()),
+                        None => secrets.remove(addr),
+                    };
+                }
+            }
         }
         peers.remove(&IpAddr::V4(my_v4));
+        secrets.retain(|addr, _| peers.contains_key(addr));
+        let cluster_id = cluster_id_of(me);
+        if let Some(mine) = cluster_id {
+            for peer in peers.values_mut() {
+                let same_cluster = self.nodes.values().any(|n| {
+                    cluster_id_of(n) == Some(mine)
+                        && n.spec.bgp.as_ref().is_some_and(|b| {
+                            b.ipv4().map(IpAddr::V4) == Some(peer.address)
+                                || b.ipv6().map(IpAddr::V6) == Some(peer.address)
+                        })
+                });
+                peer.route_reflector_client = peer.remote_asn == asn && !same_cluster;
+            }
+        }
         Some(Desired {
+            cluster_id,
             asn,
             router_id: my_v4,
             listen_port: config.and_then(|c| c.listen_port).unwrap_or(BGP_PORT),
             peers,
             originate: self.originated(node_name),
+            secrets,
         })
     }
 
@@ -227,6 +313,17 @@ impl ClusterState {
         }
         out
     }
+}
+
+/// A node's route-reflector cluster id (validated as IPv4 when the resource was parsed).
+fn cluster_id_of(node: &Node) -> Option<Ipv4Addr> {
+    node.spec
+        .bgp
+        .as_ref()?
+        .route_reflector_cluster_id
+        .as_deref()?
+        .parse()
+        .ok()
 }
 
 fn selects(selector: &str, node: &Node) -> bool {
@@ -285,6 +382,51 @@ pub struct ClusterOptions {
     pub base: SpeakerConfig,
     /// Where the speaker runs.
     pub launch: Launch,
+    /// Where `secretKeyRef` passwords are read; `None`: peers that need one are not started.
+    pub secrets: Option<Arc<dyn SecretSource>>,
+}
+
+/// Fills in the passwords of `desired`'s peers; a peer whose password cannot be read is
+/// dropped (fail closed) and its error kept in `failures`, logged when it changes.
+pub fn resolve_passwords(
+    mut desired: Desired,
+    source: Option<&dyn SecretSource>,
+    failures: &mut BTreeMap<IpAddr, SecretError>,
+) -> Desired {
+    let mut failed = BTreeMap::new();
+    for (addr, reference) in &desired.secrets {
+        let result = match source {
+            Some(source) => source.password(reference),
+            None => Err(SecretError::NoSource),
+        };
+        match result {
+            Ok(password) => {
+                if let Some(peer) = desired.peers.get_mut(addr) {
+                    if password.is_none() {
+                        tracing::warn!(peer = %addr, secret = %reference, "optional secret absent: peering without TCP-MD5");
+                    }
+                    peer.password = password;
+                }
+                if failures.remove(addr).is_some() {
+                    tracing::info!(peer = %addr, secret = %reference, "BGP password readable again: starting the peer");
+                }
+            }
+            Err(error) => {
+                if failures.get(addr) != Some(&error) {
+                    tracing::error!(
+                        peer = %addr,
+                        secret = %reference,
+                        %error,
+                        "BGP password unavailable: peer not started (no session without its TCP-MD5 key)"
+                    );
+                }
+                desired.peers.remove(addr);
+                failed.insert(*addr, error);
+            }
+        }
+    }
+    *failures = failed;
+    desired
 }
 
 /// Runs a speaker configured from etcd and keeps it in line with the datastore.
@@ -293,24 +435,44 @@ pub struct ClusterAgent {
     handle: watch::Receiver<Option<SpeakerHandle>>,
     stop: Option<oneshot::Sender<Shutdown>>,
     task: Option<JoinHandle<()>>,
+    recheck: Arc<Notify>,
 }
 
 impl ClusterAgent {
+    /// Reads every password again now (vrouterd calls it on SIGHUP).
+    pub fn recheck_secrets(&self) {
+        self.recheck.notify_one();
+    }
+
     /// Starts syncing from `store` on the current runtime.
     pub fn spawn(store: Store, options: ClusterOptions) -> ClusterAgent {
         let (handle_tx, handle) = watch::channel(None);
         let (stop, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(agent(store, options, handle_tx, stop_rx));
+        let recheck = Arc::new(Notify::new());
+        let task = tokio::spawn(agent(
+            store,
+            options,
+            handle_tx,
+            stop_rx,
+            Arc::clone(&recheck),
+        ));
         ClusterAgent {
             handle,
             stop: Some(stop),
             task: Some(task),
+            recheck,
         }
     }
 
     /// The running speaker's handle (None until the datastore is in sync).
     pub fn handle(&self) -> Option<SpeakerHandle> {
         self.handle.borrow().clone()
+    }
+
+    /// Follows the running speaker's handle: `None` until the datastore is in sync, and a
+    /// new handle whenever the speaker is restarted (AS, router id or port change).
+    pub fn handles(&self) -> watch::Receiver<Option<SpeakerHandle>> {
+        self.handle.clone()
     }
 
     /// Stops the speaker (`how`) and the agent.
@@ -347,6 +509,7 @@ async fn launch(options: &ClusterOptions, desired: &Desired) -> Result<Running, 
     config.listen_port = Some(desired.listen_port);
     config.peers = desired.peers.values().cloned().collect();
     config.originate = desired.originate.iter().copied().collect();
+    config.cluster_id = desired.cluster_id;
     let (handle, thread) = match &options.launch {
         Launch::Kernel => {
             let fib: Box<dyn Fib> =
@@ -399,6 +562,7 @@ async fn agent(
     options: ClusterOptions,
     handle_tx: watch::Sender<Option<SpeakerHandle>>,
     mut stop: oneshot::Receiver<Shutdown>,
+    recheck: Arc<Notify>,
 ) {
     let decode_resource: datastore::syncer::Decoder<Option<Resource>> =
         Arc::new(|key: &str, bytes: &[u8]| {
@@ -425,8 +589,19 @@ async fn agent(
     let mut state = ClusterState::default();
     let (mut resources_synced, mut blocks_synced) = (false, false);
     let mut running: Option<Running> = None;
+    let mut failures = BTreeMap::new();
+    let mut secret_timer = tokio::time::interval(SECRET_RECHECK);
     loop {
         tokio::select! {
+            _ = secret_timer.tick() => {
+                let uses_secrets = state
+                    .desired(&options.node_name)
+                    .is_some_and(|d| !d.secrets.is_empty());
+                if !uses_secrets {
+                    continue;
+                }
+            }
+            () = recheck.notified() => {}
             how = &mut stop => {
                 if let Some(r) = running.take() {
                     let _ = r.handle.shutdown(how.unwrap_or(Shutdown::Stop)).await;
@@ -452,13 +627,17 @@ async fn agent(
         let Some(desired) = state.desired(&options.node_name) else {
             continue;
         };
+        let desired = resolve_passwords(desired, options.secrets.as_deref(), &mut failures);
         let restart = running.as_ref().is_some_and(|r| {
             r.desired.asn != desired.asn
                 || r.desired.listen_port != desired.listen_port
                 || r.desired.router_id != desired.router_id
+                || r.desired.cluster_id != desired.cluster_id
         });
         if restart && let Some(old) = running.take() {
-            tracing::info!("AS, router id or listen port changed: restarting the speaker");
+            tracing::info!(
+                "AS, router id, listen port or cluster id changed: restarting the speaker"
+            );
             let _ = old.handle.shutdown(Shutdown::Stop).await;
         }
         match &mut running {

@@ -18,8 +18,9 @@ use super::socket_options::{set_md5_key, set_ttl_security};
 use super::{Command, SpeakerConfig, SpeakerError};
 use crate::wire::{CodecContext, MessageError, frame_length};
 
-/// Backlog of each listening socket.
-const BACKLOG: u32 = 128;
+/// Backlog of each listening socket: a reflector's clients may all connect at once after a
+/// restart (hundreds), and a full accept queue costs each dropped SYN a 1 s retransmit.
+const BACKLOG: u32 = 1024;
 /// Frames a reader may queue ahead of its peer task.
 const FRAME_CAPACITY: usize = 64;
 

@@ -3,16 +3,26 @@
 //! - our own routes (IPAM blocks, borrowed /32s) go to every peer, next hop = this node
 //!   (the session's source address for its family, else the node address of the prefix's
 //!   family); over eBGP with our AS prepended;
-//! - a route learned over iBGP is never sent to another iBGP peer (RFC 4271 §9.2; reflection
-//!   is the route reflector's job) but may go to eBGP peers;
+//! - a route learned over iBGP is never sent to another iBGP peer (RFC 4271 §9.2) unless we
+//!   are a route reflector ([`crate::rr::advertise`]: client routes to every iBGP peer,
+//!   non-client routes to clients only, ORIGINATOR_ID and CLUSTER_LIST added, nothing sent
+//!   back to the route's originator); it may go to eBGP peers;
 //! - a route learned over eBGP goes to iBGP peers with its next hop kept (unless
 //!   `nextHopMode: Self`) and LOCAL_PREF set, and to other eBGP peers with next hop self;
 //! - nothing is sent back to the peer it came from.
+//!
+//! With ADD-PATH send negotiated for a family, every path of a prefix that passes these rules
+//! is advertised, best first (BIRD's `add paths tx`); without it only the best path.
+//!
+//! [`ExportCache`] lets one batch of changes build each reflected attribute set once for all
+//! clients instead of once per client.
 
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use crate::rib::Path;
+use crate::rr::{self, Advertise, PeerRole};
 use crate::wire::{AsPath, Family, MpNextHop, Origin, PathAttributes};
 
 /// LOCAL_PREF on routes we send over iBGP (BIRD's default).
@@ -32,6 +42,19 @@ pub(crate) struct ExportTarget {
     /// packs all of them into the same UPDATEs).
     pub(crate) local_v4: Option<Arc<PathAttributes>>,
     pub(crate) local_v6: Option<Arc<PathAttributes>>,
+    /// The peer's BGP identifier (a reflector sends no route back to its originator).
+    pub(crate) peer_id: Ipv4Addr,
+    /// The peer is one of our route-reflector clients.
+    pub(crate) rr_client: bool,
+    /// Our cluster id when we are a route reflector.
+    pub(crate) cluster_id: Option<Ipv4Addr>,
+}
+
+/// Reflected attribute sets built during one batch of changes, shared by every peer that gets
+/// the same set (the Adj-RIB-Out packs equal sets together and the encoder sees one `Arc`).
+#[derive(Debug, Default)]
+pub(crate) struct ExportCache {
+    reflected: HashMap<(usize, Ipv4Addr), (Arc<PathAttributes>, Arc<PathAttributes>)>,
 }
 
 impl ExportTarget {
@@ -53,6 +76,9 @@ impl ExportTarget {
             next_hop_self,
             local_v4: None,
             local_v6: None,
+            peer_id: Ipv4Addr::UNSPECIFIED,
+            rr_client: false,
+            cluster_id: None,
         };
         let base = PathAttributes {
             origin: Origin::Igp,
@@ -99,47 +125,111 @@ impl ExportTarget {
         Some(attrs)
     }
 
+    /// The same target with its reflection settings: the peer's identifier, whether it is a
+    /// client, and our cluster id (None: not a reflector).
+    pub(crate) fn reflection(
+        mut self,
+        peer_id: Ipv4Addr,
+        rr_client: bool,
+        cluster_id: Option<Ipv4Addr>,
+    ) -> ExportTarget {
+        self.peer_id = peer_id;
+        self.rr_client = rr_client && self.ibgp;
+        self.cluster_id = cluster_id;
+        self
+    }
+
     /// The attribute sets to advertise for a prefix whose best route is `best` (empty:
     /// withdraw).
+    #[cfg(test)]
     pub(crate) fn export(&self, family: Family, best: Option<&Path>) -> Vec<Arc<PathAttributes>> {
-        let Some(best) = best else {
-            return Vec::new();
-        };
-        if best.source.is_local() {
-            let local = match family {
-                Family::Ipv4Unicast => &self.local_v4,
-                Family::Ipv6Unicast => &self.local_v6,
+        self.export_paths(family, best.into_iter(), &mut ExportCache::default())
+    }
+
+    /// The attribute sets to advertise for `paths` (best first; only the best unless the
+    /// session sends every path with ADD-PATH), each path that passes export once.
+    pub(crate) fn export_paths<'a>(
+        &self,
+        family: Family,
+        paths: impl Iterator<Item = &'a Path>,
+        cache: &mut ExportCache,
+    ) -> Vec<Arc<PathAttributes>> {
+        let mut out: Vec<Arc<PathAttributes>> = Vec::new();
+        for path in paths {
+            if let Some(attrs) = self.export_path(family, path, cache)
+                && !out.contains(&attrs)
+            {
+                out.push(attrs);
+            }
+        }
+        out
+    }
+
+    fn export_path(
+        &self,
+        family: Family,
+        path: &Path,
+        cache: &mut ExportCache,
+    ) -> Option<Arc<PathAttributes>> {
+        if path.source.is_local() {
+            return match family {
+                Family::Ipv4Unicast => self.local_v4.clone(),
+                Family::Ipv6Unicast => self.local_v6.clone(),
             };
-            return local.iter().cloned().collect();
         }
-        if best.source.address() == Some(self.address) {
-            return Vec::new();
+        if path.source.address() == Some(self.address) {
+            return None;
         }
-        let learned_ibgp = best.source.is_ibgp();
-        if learned_ibgp && self.ibgp {
-            return Vec::new();
-        }
-        let mut attrs = (*best.attributes).clone();
-        attrs.originator_id = None;
-        attrs.cluster_list.clear();
-        if self.ibgp {
-            attrs.local_pref = Some(attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF));
-            if self.next_hop_self {
-                match self.with_next_hop(attrs, family) {
-                    Some(a) => attrs = a,
-                    None => return Vec::new(),
+        let to = PeerRole::of(self.ibgp, self.rr_client);
+        match rr::advertise(path.source.role(), to, self.cluster_id) {
+            Advertise::No => None,
+            Advertise::Reflect => {
+                let cluster_id = self.cluster_id?;
+                if rr::is_originator(&path.attributes, self.peer_id) {
+                    return None;
                 }
+                let learned_from = path.source.router_id();
+                if self.next_hop_self {
+                    let mut attrs = self.reflected(path, learned_from, cluster_id);
+                    attrs = self.with_next_hop(attrs, family)?;
+                    return Some(Arc::new(attrs));
+                }
+                let key = (Arc::as_ptr(&path.attributes) as usize, learned_from);
+                let entry = cache.reflected.entry(key).or_insert_with(|| {
+                    let attrs = self.reflected(path, learned_from, cluster_id);
+                    (Arc::clone(&path.attributes), Arc::new(attrs))
+                });
+                Some(Arc::clone(&entry.1))
             }
-        } else {
-            attrs.local_pref = None;
-            attrs.med = None;
-            attrs.as_path = attrs.as_path.prepend(self.local_asn);
-            match self.with_next_hop(attrs, family) {
-                Some(a) => attrs = a,
-                None => return Vec::new(),
+            Advertise::Normal => {
+                let mut attrs = (*path.attributes).clone();
+                rr::strip(&mut attrs);
+                if self.ibgp {
+                    attrs.local_pref = Some(attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF));
+                    if self.next_hop_self {
+                        attrs = self.with_next_hop(attrs, family)?;
+                    }
+                } else {
+                    attrs.local_pref = None;
+                    attrs.med = None;
+                    attrs.as_path = attrs.as_path.prepend(self.local_asn);
+                    attrs = self.with_next_hop(attrs, family)?;
+                }
+                Some(Arc::new(attrs))
             }
         }
-        vec![Arc::new(attrs)]
+    }
+
+    fn reflected(
+        &self,
+        path: &Path,
+        learned_from: Ipv4Addr,
+        cluster_id: Ipv4Addr,
+    ) -> PathAttributes {
+        let mut attrs = (*path.attributes).clone();
+        rr::reflect(&mut attrs, learned_from, cluster_id);
+        attrs.local_pref = Some(attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF));
+        attrs
     }
 }
 
@@ -157,6 +247,7 @@ mod tests {
                 router_id: Ipv4Addr::new(1, 1, 1, 1),
                 asn: if ibgp { 64512 } else { 65000 },
                 ibgp,
+                rr_client: false,
             })),
             path_id: 0,
             attributes: Arc::new(PathAttributes {
@@ -229,5 +320,151 @@ mod tests {
                 .is_empty()
         );
         assert!(target(true).export(Family::Ipv4Unicast, None).is_empty());
+    }
+
+    const CLUSTER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 254);
+
+    /// An iBGP route from `from` (router id = address), client or not.
+    fn ibgp_path(from: &str, client: bool, next_hop: &str) -> Path {
+        let address: Ipv4Addr = from.parse().unwrap();
+        let nh: Ipv4Addr = next_hop.parse().unwrap();
+        Path {
+            source: PathSource::Peer(Arc::new(PeerInfo {
+                address: IpAddr::V4(address),
+                router_id: address,
+                asn: 64512,
+                ibgp: true,
+                rr_client: client,
+            })),
+            path_id: 0,
+            attributes: Arc::new(PathAttributes {
+                next_hop: Some(nh),
+                local_pref: Some(100),
+                ..PathAttributes::default()
+            }),
+            next_hop: Some(IpAddr::V4(nh)),
+            igp_cost: None,
+            stale: false,
+        }
+    }
+
+    /// An iBGP target at `address`, client or not, of a reflector (or of a plain speaker).
+    fn rr_target(address: &str, client: bool, cluster: Option<Ipv4Addr>) -> ExportTarget {
+        let id: Ipv4Addr = address.parse().unwrap();
+        target(true).reflect_to(IpAddr::V4(id), id, client, cluster)
+    }
+
+    impl ExportTarget {
+        fn reflect_to(
+            mut self,
+            address: IpAddr,
+            id: Ipv4Addr,
+            client: bool,
+            cluster: Option<Ipv4Addr>,
+        ) -> ExportTarget {
+            self.address = address;
+            self.reflection(id, client, cluster)
+        }
+    }
+
+    #[test]
+    fn reflector_reflects_client_route_to_clients_with_originator_and_cluster_list() {
+        let path = ibgp_path("10.0.0.5", true, "10.0.0.5");
+        let out =
+            rr_target("10.0.0.6", true, Some(CLUSTER)).export(Family::Ipv4Unicast, Some(&path));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].originator_id, Some(Ipv4Addr::new(10, 0, 0, 5)));
+        assert_eq!(out[0].cluster_list, vec![CLUSTER]);
+        assert_eq!(
+            out[0].next_hop,
+            Some(Ipv4Addr::new(10, 0, 0, 5)),
+            "next hop kept"
+        );
+        // ... and to non-clients (another reflector).
+        let out =
+            rr_target("10.0.0.7", false, Some(CLUSTER)).export(Family::Ipv4Unicast, Some(&path));
+        assert_eq!(out[0].cluster_list, vec![CLUSTER]);
+        // Not back to the client it came from.
+        assert!(
+            rr_target("10.0.0.5", true, Some(CLUSTER))
+                .export(Family::Ipv4Unicast, Some(&path))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn reflector_sends_non_client_routes_to_clients_only() {
+        let path = ibgp_path("10.0.0.7", false, "10.0.0.7");
+        assert_eq!(
+            rr_target("10.0.0.6", true, Some(CLUSTER))
+                .export(Family::Ipv4Unicast, Some(&path))
+                .len(),
+            1
+        );
+        assert!(
+            rr_target("10.0.0.8", false, Some(CLUSTER))
+                .export(Family::Ipv4Unicast, Some(&path))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_speaker_without_cluster_id_reflects_nothing() {
+        let path = ibgp_path("10.0.0.5", true, "10.0.0.5");
+        assert!(
+            rr_target("10.0.0.6", true, None)
+                .export(Family::Ipv4Unicast, Some(&path))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn reflected_route_keeps_originator_and_skips_the_originator_client() {
+        // Learned from another reflector (non-client) with ORIGINATOR_ID 10.0.0.9 already set.
+        let mut path = ibgp_path("10.0.0.200", false, "10.0.0.9");
+        path.attributes = Arc::new(PathAttributes {
+            originator_id: Some(Ipv4Addr::new(10, 0, 0, 9)),
+            cluster_list: vec![Ipv4Addr::new(10, 0, 0, 253)],
+            ..(*path.attributes).clone()
+        });
+        let out =
+            rr_target("10.0.0.6", true, Some(CLUSTER)).export(Family::Ipv4Unicast, Some(&path));
+        assert_eq!(out[0].originator_id, Some(Ipv4Addr::new(10, 0, 0, 9)));
+        assert_eq!(
+            out[0].cluster_list,
+            vec![CLUSTER, Ipv4Addr::new(10, 0, 0, 253)]
+        );
+        assert!(
+            rr_target("10.0.0.9", true, Some(CLUSTER))
+                .export(Family::Ipv4Unicast, Some(&path))
+                .is_empty()
+        );
+        // Toward eBGP the reflection attributes are removed.
+        let out = target(false)
+            .reflection(Ipv4Addr::new(10, 0, 0, 2), false, Some(CLUSTER))
+            .export(Family::Ipv4Unicast, Some(&path));
+        assert_eq!(out[0].originator_id, None);
+        assert!(out[0].cluster_list.is_empty());
+    }
+
+    #[test]
+    fn every_path_is_exported_once_and_reflected_sets_are_shared() {
+        // Anycast: the same /32 from two clients, different next hops.
+        let a = ibgp_path("10.0.0.5", true, "10.0.0.5");
+        let b = ibgp_path("10.0.0.6", true, "10.0.0.6");
+        let mut cache = ExportCache::default();
+        let to_c = rr_target("10.0.0.7", true, Some(CLUSTER));
+        let out = to_c.export_paths(Family::Ipv4Unicast, [&a, &b].into_iter(), &mut cache);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].next_hop, Some(Ipv4Addr::new(10, 0, 0, 5)));
+        assert_eq!(out[1].next_hop, Some(Ipv4Addr::new(10, 0, 0, 6)));
+        // One of the two is the receiving client's own route: only the other goes back.
+        let to_a = rr_target("10.0.0.5", true, Some(CLUSTER));
+        let back = to_a.export_paths(Family::Ipv4Unicast, [&a, &b].into_iter(), &mut cache);
+        assert_eq!(back.len(), 1);
+        assert!(
+            Arc::ptr_eq(&back[0], &out[1]),
+            "one attribute set per batch, not per client"
+        );
     }
 }

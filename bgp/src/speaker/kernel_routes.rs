@@ -1,76 +1,83 @@
-//! The kernel [`Fib`]: BGP-learned routes in the main table with protocol 81, over rtnetlink.
+//! The kernel [`Fib`]: BGP-learned routes in the main table with protocol 81, programmed by
+//! felix's route driver ([`felix::driver::routes::RouteTable`] for protocol 81, gateway and
+//! ECMP multipath targets). This file is only the adapter: one owner programs routes, with
+//! the driver's rules (only protocol-81 routes are read, changed or deleted; a prefix held by
+//! a route of another protocol is left alone; multi-message netlink batches; periodic resync
+//! repairs drift).
 //!
-//! Isolated here because felix's route driver (`felix/src/driver/routes.rs`, a `RouteTable`
-//! owning one protocol number) only knows device and blackhole targets; BGP routes need a
-//! gateway or a multipath set. Once `RouteTarget` grows a next-hop variant this sink should
-//! become a thin adapter over `RouteTable::new(81)`. Until then the rules are the driver's:
-//! this sink only ever writes, replaces, dumps and deletes routes whose protocol is
-//! [`PROTOCOL`]; routes of every other protocol are never touched.
-//!
-//! Changes are coalesced per prefix (the last one wins) and written by a background task, so
-//! [`Fib::install`] and [`Fib::withdraw`] never block the router. At start the task dumps the
-//! protocol-81 routes already in the table (left by a previous instance during a graceful
-//! restart); [`Fib::sync_done`] deletes those that were not installed again since.
+//! Changes are coalesced per prefix (the last one wins) and applied by a writer thread, so
+//! [`Fib::install`] and [`Fib::withdraw`] never block the router. Graceful restart: protocol-81
+//! routes already in the table at start (left by a previous instance) are adopted, not
+//! flushed; one installed again with the same next hops is not touched, and those not
+//! installed again are removed only after [`Fib::sync_done`] (the speaker's RIB is complete:
+//! End-of-RIB from the peers or the restart timer). A route this instance installed and then
+//! withdrew is removed at once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
-use futures::TryStreamExt;
+use felix::driver::routes::{RouteError, RouteTable, RouteTarget};
 use futures::future::BoxFuture;
-use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType,
-};
-use rtnetlink::{Handle, RouteMessageBuilder, RouteNextHopBuilder};
-use tokio::sync::{Notify, watch};
+use ipnetwork::IpNetwork;
+use tokio::sync::watch;
 
 use super::fib::Fib;
 use crate::wire::Prefix;
 
 /// Route protocol number of BGP-learned routes (design.md §5: 80 is felix, 81 is BGP).
 pub const PROTOCOL: u8 = 81;
-/// The main routing table.
-const MAIN_TABLE: u32 = 254;
+/// Period of the kernel resync (as felix's route table).
+const RESYNC_INTERVAL: Duration = Duration::from_secs(90);
+/// Delay before retrying changes the kernel refused (a gateway not reachable yet, ...).
+const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Default)]
 struct Queue {
     changes: HashMap<Prefix, Option<Vec<IpAddr>>>,
     sync_done: bool,
     submitted: u64,
+    closed: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Shared {
     queue: Mutex<Queue>,
-    notify: Notify,
+    wake: Condvar,
 }
 
-/// The protocol-81 kernel route sink. Create it on a thread (and runtime) in the network
-/// namespace to program: the netlink socket belongs to the namespace it is opened in.
+/// The protocol-81 kernel route sink. Create it on a thread in the network namespace to
+/// program (the netlink socket belongs to the namespace it is opened in) and inside a tokio
+/// runtime only if [`Fib::settled`] is awaited there.
 #[derive(Debug)]
 pub struct KernelRoutes {
     shared: Arc<Shared>,
     applied: watch::Receiver<u64>,
 }
 
-/// Errors opening the netlink connection.
+/// Errors opening the route table.
 #[derive(Debug, thiserror::Error)]
-#[error("opening a netlink route socket: {0}")]
-pub struct KernelRoutesError(#[from] std::io::Error);
+pub enum KernelRoutesError {
+    /// The netlink socket could not be opened.
+    #[error("opening the protocol {PROTOCOL} route table: {0}")]
+    Table(#[from] RouteError),
+    /// The writer thread could not be started.
+    #[error("starting the route writer thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
 
 impl KernelRoutes {
-    /// Opens a netlink socket in the current thread's network namespace and starts the writer
-    /// task on the current tokio runtime.
+    /// Opens felix's route table for protocol 81 in the current thread's network namespace
+    /// and starts its writer thread.
     pub fn new() -> Result<KernelRoutes, KernelRoutesError> {
-        let (connection, handle, _) = rtnetlink::new_connection()?;
-        tokio::spawn(connection);
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::default()),
-            notify: Notify::new(),
-        });
+        let table = RouteTable::new(PROTOCOL)?;
+        let shared = Arc::new(Shared::default());
         let (applied_tx, applied) = watch::channel(0);
-        tokio::spawn(writer(handle, Arc::clone(&shared), applied_tx));
+        let writer_shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("bgp-kernel-routes".into())
+            .spawn(move || writer(table, &writer_shared, &applied_tx))?;
         Ok(KernelRoutes { shared, applied })
     }
 
@@ -79,7 +86,17 @@ impl KernelRoutes {
             f(&mut queue);
             queue.submitted += 1;
         }
-        self.shared.notify.notify_one();
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Drop for KernelRoutes {
+    /// Stops the writer thread; the routes stay in the kernel (graceful restart).
+    fn drop(&mut self) {
+        if let Ok(mut queue) = self.shared.queue.lock() {
+            queue.closed = true;
+        }
+        self.shared.wake.notify_one();
     }
 }
 
@@ -110,146 +127,93 @@ impl Fib for KernelRoutes {
     }
 }
 
-async fn writer(handle: Handle, shared: Arc<Shared>, applied: watch::Sender<u64>) {
-    let mut leftovers: HashSet<Prefix> = match dump(&handle).await {
-        Ok(found) => found.into_iter().collect(),
-        Err(error) => {
-            tracing::warn!(%error, "cannot list existing protocol {PROTOCOL} routes");
-            HashSet::new()
-        }
-    };
-    if !leftovers.is_empty() {
-        tracing::info!(
-            routes = leftovers.len(),
-            "protocol {PROTOCOL} routes from a previous instance kept until sync"
-        );
-    }
+fn network(prefix: Prefix) -> Option<IpNetwork> {
+    IpNetwork::new(prefix.addr(), prefix.prefix_len()).ok()
+}
+
+/// Applies queued changes to the route table until the sink is dropped; resyncs
+/// periodically and retries refused changes.
+fn writer(mut table: RouteTable, shared: &Shared, applied: &watch::Sender<u64>) {
+    let mut next_resync = Instant::now() + RESYNC_INTERVAL;
+    // Set when the kernel refused something: apply again then even without news.
+    let mut retry_at: Option<Instant> = None;
     loop {
-        let (changes, sync_done, submitted) = match shared.queue.lock() {
-            Ok(mut queue) => (
+        let (changes, sync_done, submitted) = {
+            let Ok(mut queue) = shared.queue.lock() else {
+                return;
+            };
+            loop {
+                if queue.closed {
+                    return;
+                }
+                if !queue.changes.is_empty() || queue.sync_done {
+                    break;
+                }
+                let now = Instant::now();
+                let deadline = retry_at.map_or(next_resync, |r| r.min(next_resync));
+                if now >= deadline {
+                    break;
+                }
+                queue = match shared.wake.wait_timeout(queue, deadline - now) {
+                    Ok((q, _)) => q,
+                    Err(_) => return,
+                };
+            }
+            (
                 std::mem::take(&mut queue.changes),
                 std::mem::take(&mut queue.sync_done),
                 queue.submitted,
-            ),
-            Err(_) => return,
+            )
         };
         for (prefix, change) in changes {
+            let Some(net) = network(prefix) else { continue };
             match change {
-                Some(hops) => {
-                    leftovers.remove(&prefix);
-                    if let Err(error) = replace(&handle, prefix, &hops).await {
-                        tracing::warn!(%prefix, %error, "installing route failed");
-                    }
-                }
-                None => {
-                    leftovers.remove(&prefix);
-                    delete(&handle, prefix).await;
-                }
+                Some(hops) => table.set_route(net, RouteTarget::Via(hops)),
+                None => table.remove_route(net),
             }
         }
         if sync_done {
-            for prefix in std::mem::take(&mut leftovers) {
-                tracing::info!(%prefix, "removing route not learned again after restart");
-                delete(&handle, prefix).await;
+            tracing::info!("RIB complete: removing protocol {PROTOCOL} routes not learned again");
+            table.set_in_sync();
+        }
+        if Instant::now() >= next_resync {
+            table.request_resync();
+            next_resync = Instant::now() + RESYNC_INTERVAL;
+        }
+        retry_at = None;
+        match table.apply() {
+            Ok(report) => {
+                if report.adopted > 0 || report.removed > 0 || report.repaired > 0 {
+                    tracing::info!(
+                        adopted = report.adopted,
+                        removed = report.removed,
+                        repaired = report.repaired,
+                        "protocol {PROTOCOL} routes"
+                    );
+                }
+                if report.errors > 0 {
+                    tracing::warn!(
+                        errors = report.errors,
+                        "the kernel refused protocol {PROTOCOL} routes; retrying"
+                    );
+                    retry_at = Some(Instant::now() + RETRY_INTERVAL);
+                }
+                if report.conflicts > 0 {
+                    tracing::warn!(
+                        conflicts = report.conflicts,
+                        "prefixes held by routes of another protocol; left alone until resync"
+                    );
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "programming protocol {PROTOCOL} routes failed");
+                retry_at = Some(Instant::now() + RETRY_INTERVAL);
             }
         }
         if applied.send(submitted).is_err() {
             return;
         }
-        shared.notify.notified().await;
     }
-}
-
-fn base(prefix: Prefix) -> Result<RouteMessageBuilder<IpAddr>, String> {
-    Ok(RouteMessageBuilder::<IpAddr>::new()
-        .destination_prefix(prefix.addr(), prefix.prefix_len())
-        .map_err(|e| e.to_string())?
-        .table_id(MAIN_TABLE)
-        .protocol(RouteProtocol::Other(PROTOCOL)))
-}
-
-/// The route message for `prefix` via `hops` (multipath when there are several).
-fn message(prefix: Prefix, hops: &[IpAddr]) -> Result<RouteMessage, String> {
-    let builder = base(prefix)?;
-    let builder = match hops {
-        [one] => builder.gateway(*one).map_err(|e| e.to_string())?,
-        many => {
-            let family = if prefix.addr().is_ipv4() {
-                AddressFamily::Inet
-            } else {
-                AddressFamily::Inet6
-            };
-            let mut nexthops = Vec::new();
-            for hop in many {
-                let nh = RouteNextHopBuilder::new(family)
-                    .via(*hop)
-                    .map_err(|e| e.to_string())?
-                    .build();
-                nexthops.push(nh);
-            }
-            builder.multipath(nexthops)
-        }
-    };
-    Ok(builder.build())
-}
-
-async fn replace(handle: &Handle, prefix: Prefix, hops: &[IpAddr]) -> Result<(), String> {
-    let message = message(prefix, hops)?;
-    handle
-        .route()
-        .add(message)
-        .replace()
-        .execute()
-        .await
-        .map_err(|e| e.to_string())
-}
-
-async fn delete(handle: &Handle, prefix: Prefix) {
-    let Ok(builder) = base(prefix) else { return };
-    if let Err(error) = handle.route().del(builder.build()).execute().await {
-        // Already gone is fine (ESRCH); anything else is worth a log line.
-        let text = error.to_string();
-        if !text.contains("No such process") {
-            tracing::warn!(%prefix, error = %text, "deleting route failed");
-        }
-    }
-}
-
-/// The protocol-81 routes of the main table.
-async fn dump(handle: &Handle) -> Result<Vec<Prefix>, rtnetlink::Error> {
-    let mut found = Vec::new();
-    for v4 in [true, false] {
-        let filter = if v4 {
-            RouteMessageBuilder::<std::net::Ipv4Addr>::new()
-                .table_id(MAIN_TABLE)
-                .protocol(RouteProtocol::Other(PROTOCOL))
-                .kind(RouteType::Unspec)
-                .build()
-        } else {
-            RouteMessageBuilder::<std::net::Ipv6Addr>::new()
-                .table_id(MAIN_TABLE)
-                .protocol(RouteProtocol::Other(PROTOCOL))
-                .kind(RouteType::Unspec)
-                .build()
-        };
-        let routes: Vec<RouteMessage> = handle.route().get(filter).execute().try_collect().await?;
-        for route in routes {
-            // Without strict checking the kernel may return every route: filter here too.
-            if route.header.protocol != RouteProtocol::Other(PROTOCOL) {
-                continue;
-            }
-            let len = route.header.destination_prefix_length;
-            let addr = route.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Destination(RouteAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
-                RouteAttribute::Destination(RouteAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
-                _ => None,
-            });
-            if let Some(prefix) = addr.and_then(|a| Prefix::new(a, len)) {
-                found.push(prefix);
-            }
-        }
-    }
-    Ok(found)
 }
 
 #[cfg(test)]
@@ -257,27 +221,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn messages_carry_protocol_81_and_multipath() {
-        let prefix: Prefix = "10.244.1.0/26".parse().unwrap();
-        let one = message(prefix, &["10.0.0.2".parse().unwrap()]).unwrap();
-        assert_eq!(one.header.protocol, RouteProtocol::Other(PROTOCOL));
-        assert_eq!(one.header.destination_prefix_length, 26);
-        assert!(
-            one.attributes
-                .iter()
-                .any(|a| matches!(a, RouteAttribute::Gateway(_)))
-        );
-        let two = message(
-            prefix,
-            &["10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap()],
-        )
-        .unwrap();
-        assert!(
-            two.attributes
-                .iter()
-                .any(|a| matches!(a, RouteAttribute::MultiPath(hops) if hops.len() == 2))
-        );
+    fn prefixes_become_networks() {
+        let p: Prefix = "10.244.1.0/26".parse().unwrap();
+        assert_eq!(network(p), Some("10.244.1.0/26".parse().unwrap()));
         let v6: Prefix = "fd10::/64".parse().unwrap();
-        assert!(message(v6, &["fd00::2".parse().unwrap()]).is_ok());
+        assert_eq!(network(v6), Some("fd10::/64".parse().unwrap()));
     }
 }

@@ -20,6 +20,7 @@
 //!   [`kernel_routes`]: the rtnetlink sink (protocol 81 only).
 //! - [`cluster`]: the Calico behaviour from etcd (mesh, BGPPeer, BGPConfiguration, IPAM blocks).
 //! - [`netns`]: run a speaker on a thread inside a network namespace (tests, benches).
+//! - [`secrets`]: TCP-MD5 passwords from `secretKeyRef`s (files laid out like a mounted secret).
 //! - `socket_options`: TCP_MD5SIG and IP_MINTTL, the crate's only `unsafe`.
 //!
 //! Start one with [`Speaker::start`] inside a tokio runtime; control it through the returned
@@ -34,14 +35,20 @@ pub mod kernel_routes;
 pub mod netns;
 mod peer;
 mod router;
+pub mod secrets;
 mod socket_options;
+pub mod status;
 
 pub use fib::{CountingFib, Fib, MemoryFib};
 pub use kernel_routes::KernelRoutes;
+pub use status::{
+    FamilyCount, NetworkMatch, PathDetail, PeerAction, PeerActionOutcome, PeerKind,
+    RefreshDirection, RouteDetail, RouteFilter, RouteSelection,
+};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -79,6 +86,11 @@ pub struct PeerConfig {
     pub max_restart_time: Option<Duration>,
     /// Set the next hop to ourselves on routes we pass on (Calico `nextHopMode: Self`).
     pub next_hop_self: bool,
+    /// Where the peering comes from (names the protocol on the control socket).
+    pub kind: PeerKind,
+    /// The peer is a route-reflector client of ours (RFC 4456; needs
+    /// [`SpeakerConfig::cluster_id`]).
+    pub route_reflector_client: bool,
 }
 
 impl PeerConfig {
@@ -94,6 +106,8 @@ impl PeerConfig {
             keepalive_time: None,
             max_restart_time: None,
             next_hop_self: false,
+            kind: PeerKind::default(),
+            route_reflector_client: false,
         }
     }
 
@@ -138,6 +152,9 @@ pub struct SpeakerConfig {
     pub peers: Vec<PeerConfig>,
     /// Prefixes we originate at start.
     pub originate: Vec<Prefix>,
+    /// Our route-reflector cluster id (RFC 4456): `Some` makes this speaker a reflector for
+    /// the peers marked `route_reflector_client`.
+    pub cluster_id: Option<Ipv4Addr>,
 }
 
 impl SpeakerConfig {
@@ -157,6 +174,7 @@ impl SpeakerConfig {
             best_path: BestPathConfig::default(),
             peers: Vec::new(),
             originate: Vec::new(),
+            cluster_id: None,
         }
     }
 
@@ -206,6 +224,14 @@ pub struct PeerStatus {
     pub stale_families: FamilySet,
     /// UPDATE messages received with RFC 7606 errors recovered from.
     pub malformed_updates: u64,
+    /// Where the peering comes from.
+    pub kind: PeerKind,
+    /// Wall-clock time of the last state change (or of the peer's creation).
+    pub since: SystemTime,
+    /// Administratively disabled (`disable`): no session until enabled.
+    pub disabled: bool,
+    /// Routes in the peer's Adj-RIB-Out (what we advertise to it).
+    pub routes_advertised: usize,
 }
 
 /// One Loc-RIB entry as the handle reports it.
@@ -234,6 +260,10 @@ pub struct RibSummary {
     pub received: usize,
     /// Distinct path-attribute sets held.
     pub attribute_sets: usize,
+    /// Prefixes whose best route is one we originate.
+    pub originated: usize,
+    /// Prefixes handed to the FIB (learned best routes).
+    pub installed: usize,
 }
 
 /// How to stop a speaker.
@@ -256,6 +286,9 @@ pub(crate) enum Command {
     Peers(oneshot::Sender<Vec<PeerStatus>>),
     Routes(oneshot::Sender<Vec<RouteStatus>>),
     Summary(oneshot::Sender<RibSummary>),
+    RouteDetails(oneshot::Sender<Vec<RouteDetail>>),
+    SelectRoutes(RouteFilter, oneshot::Sender<RouteSelection>),
+    PeerAction(IpAddr, PeerAction, oneshot::Sender<PeerActionOutcome>),
     Accepted(tokio::net::TcpStream, SocketAddr),
     Shutdown(Shutdown, oneshot::Sender<()>),
 }

@@ -16,7 +16,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -80,6 +80,8 @@ pub(crate) enum PeerEvent {
 pub(crate) enum PeerCommand {
     Incoming(TcpStream),
     Stop(Shutdown),
+    /// Ask the peer to re-send a family (`reload in`).
+    RouteRefresh(Family),
 }
 
 /// The peer's state as the router reports it.
@@ -90,6 +92,8 @@ pub(crate) struct PeerLive {
     pub(crate) last_error: Option<String>,
     pub(crate) stale_families: FamilySet,
     pub(crate) malformed_updates: u64,
+    /// Wall-clock time of the last state change.
+    pub(crate) since: SystemTime,
 }
 
 /// The router's handle on a peer task.
@@ -114,6 +118,7 @@ pub(crate) fn spawn(
         last_error: None,
         stale_families: FamilySet::EMPTY,
         malformed_updates: 0,
+        since: SystemTime::now(),
     }));
     let (conn_tx, conn_rx) = connection::channel();
     let task = PeerTask {
@@ -226,6 +231,10 @@ impl PeerTask {
                     return;
                 }
                 Wake::Command(Some(PeerCommand::Incoming(stream))) => self.incoming(stream).await,
+                Wake::Command(Some(PeerCommand::RouteRefresh(family))) => {
+                    self.drive(Which::Primary, Input::RequestRouteRefresh(family))
+                        .await;
+                }
                 Wake::Conn(event) => self.conn_event(event).await,
                 Wake::Flush => self.flush().await,
             }
@@ -687,6 +696,9 @@ impl PeerTask {
     fn publish(&self) {
         if let Ok(mut live) = self.live.lock() {
             let session = &self.primary.session;
+            if live.state != session.state() {
+                live.since = SystemTime::now();
+            }
             live.state = session.state();
             live.context = (session.state() == State::Established)
                 .then(|| session.context().cloned())

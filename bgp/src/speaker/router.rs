@@ -14,18 +14,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::connection::Listeners;
-use super::export::ExportTarget;
+use super::export::{ExportCache, ExportTarget};
 use super::fib::Fib;
 use super::peer::{self, Outbox, PeerCommand, PeerEvent, PeerTaskHandle};
 use super::{Command, PeerConfig, PeerStatus, RibSummary, RouteStatus, Shutdown, SpeakerConfig};
+use super::{PeerAction, PeerActionOutcome, RefreshDirection, RouteDetail};
 use crate::fsm::SessionConfig;
-use crate::rib::{BestChange, PeerInfo, Rib};
+use crate::rib::{BestChange, Destination, Path, PeerInfo, Rib};
 use crate::wire::{FamilySet, Origin, PathAttributes, Prefix};
 
 /// How long a removed or stopping peer task gets to send its Cease.
@@ -35,6 +36,8 @@ struct UpPeer {
     target: ExportTarget,
     outbox: Arc<Outbox>,
     families: FamilySet,
+    /// Families for which we send every path (ADD-PATH send negotiated).
+    add_path: FamilySet,
     end_of_rib: FamilySet,
 }
 
@@ -53,6 +56,8 @@ struct Router {
     events_tx: mpsc::Sender<PeerEvent>,
     listeners: Arc<Listeners>,
     restart_deadline: Option<Instant>,
+    /// Administratively disabled peers (no task) and since when.
+    disabled: BTreeMap<IpAddr, (PeerConfig, SystemTime)>,
 }
 
 /// Starts the router task.
@@ -64,7 +69,9 @@ pub(crate) fn spawn(
     commands: mpsc::Receiver<Command>,
 ) {
     let (events_tx, events_rx) = mpsc::channel(super::EVENT_CAPACITY);
-    let rib = Rib::new(config.asn, config.router_id, config.best_path.clone());
+    let mut rib = Rib::new(config.asn, config.router_id, config.best_path.clone());
+    rib.set_cluster_id(config.cluster_id);
+    rib.set_report_all_paths(true);
     let restart_deadline = config
         .graceful_restart
         .as_ref()
@@ -79,6 +86,7 @@ pub(crate) fn spawn(
         events_tx,
         listeners,
         restart_deadline,
+        disabled: BTreeMap::new(),
     };
     tokio::spawn(async move {
         router.start();
@@ -135,6 +143,10 @@ impl Router {
     async fn command(&mut self, command: Command) {
         match command {
             Command::AddPeer(peer) => {
+                if let Some(disabled) = self.disabled.get_mut(&peer.address) {
+                    disabled.0 = peer;
+                    return;
+                }
                 match self.peers.get(&peer.address) {
                     Some(entry) if entry.config == peer => return,
                     Some(_) => self.remove_peer(peer.address).await,
@@ -142,7 +154,21 @@ impl Router {
                 }
                 self.add_peer(peer);
             }
-            Command::RemovePeer(address) => self.remove_peer(address).await,
+            Command::RemovePeer(address) => {
+                self.disabled.remove(&address);
+                self.remove_peer(address).await;
+            }
+            Command::RouteDetails(reply) => {
+                let details = self.rib.loc_rib().iter();
+                let _ = reply.send(details.map(|(p, d)| RouteDetail::of(*p, d)).collect());
+            }
+            Command::SelectRoutes(filter, reply) => {
+                let loc_rib = self.rib.loc_rib();
+                let _ = reply.send(super::RouteSelection::of_loc_rib(loc_rib, &filter));
+            }
+            Command::PeerAction(address, action, reply) => {
+                let _ = reply.send(self.peer_action(address, action).await);
+            }
             Command::Originate(prefix) => self.originate(prefix),
             Command::Withdraw(prefix) => {
                 let changes = self.rib.withdraw_local(prefix);
@@ -164,6 +190,13 @@ impl Router {
                         .map(|a| a.len())
                         .sum(),
                     attribute_sets: self.rib.attribute_sets(),
+                    originated: self
+                        .rib
+                        .loc_rib()
+                        .iter()
+                        .filter(|(_, d)| d.best().is_some_and(|b| b.source.is_local()))
+                        .count(),
+                    installed: self.installed.len(),
                 });
             }
             Command::Accepted(stream, from) => {
@@ -245,6 +278,7 @@ impl Router {
                     router_id: context.remote_id,
                     asn: context.remote_asn,
                     ibgp,
+                    rr_client: entry.config.route_reflector_client,
                 });
                 let v4 = match local {
                     IpAddr::V4(_) => Some(local),
@@ -261,12 +295,20 @@ impl Router {
                     v4,
                     v6,
                     entry.config.next_hop_self,
+                )
+                .reflection(
+                    context.remote_id,
+                    entry.config.route_reflector_client,
+                    self.config.cluster_id,
                 );
+                let add_path = context.codec().add_path_send;
+                let mut cache = ExportCache::default();
                 if let Ok(mut rib_out) = outbox.rib_out.lock() {
                     for (prefix, destination) in self.rib.loc_rib().iter() {
                         let family = prefix.family();
                         if context.families.contains(family) {
-                            rib_out.set(*prefix, &target.export(family, destination.best()));
+                            let paths = candidates(destination, add_path.contains(family));
+                            rib_out.set(*prefix, &target.export_paths(family, paths, &mut cache));
                         }
                     }
                 }
@@ -276,6 +318,7 @@ impl Router {
                     target,
                     outbox,
                     families: context.families,
+                    add_path,
                     end_of_rib: FamilySet::EMPTY,
                 });
             }
@@ -324,14 +367,22 @@ impl Router {
         for change in &changes {
             self.program(change);
         }
+        let mut cache = ExportCache::default();
+        let loc_rib = self.rib.loc_rib();
         for entry in self.peers.values() {
             let Some(up) = &entry.up else { continue };
             if let Ok(mut rib_out) = up.outbox.rib_out.lock() {
                 for change in &changes {
                     let family = change.prefix.family();
                     if up.families.contains(family) {
-                        let best = change.best.as_ref().map(|b| &b.path);
-                        rib_out.set(change.prefix, &up.target.export(family, best));
+                        let exported = match loc_rib.get(&change.prefix) {
+                            Some(d) => {
+                                let paths = candidates(d, up.add_path.contains(family));
+                                up.target.export_paths(family, paths, &mut cache)
+                            }
+                            None => Vec::new(),
+                        };
+                        rib_out.set(change.prefix, &exported);
                     }
                 }
                 if rib_out.has_pending() {
@@ -402,8 +453,19 @@ impl Router {
                     routes_stale: adj.map_or(0, |a| a.stale_count()),
                     stale_families: live.as_ref().map_or(FamilySet::EMPTY, |l| l.stale_families),
                     malformed_updates: live.as_ref().map_or(0, |l| l.malformed_updates),
+                    kind: entry.config.kind,
+                    since: live.as_ref().map_or(SystemTime::now(), |l| l.since),
+                    disabled: false,
+                    routes_advertised: entry
+                        .up
+                        .as_ref()
+                        .map_or(0, |up| up.outbox.rib_out.lock().map_or(0, |r| r.len())),
                 }
             })
+            .map(|status| (status.address, status))
+            .chain(self.disabled.values().map(disabled_status))
+            .collect::<BTreeMap<IpAddr, PeerStatus>>()
+            .into_values()
             .collect()
     }
 
@@ -439,6 +501,96 @@ impl Router {
     }
 }
 
+/// Operator actions (`enable`, `disable`, `restart`, `reload` on the control socket).
+impl Router {
+    async fn peer_action(&mut self, address: IpAddr, action: PeerAction) -> PeerActionOutcome {
+        let disabled = self.disabled.contains_key(&address);
+        if !disabled && !self.peers.contains_key(&address) {
+            return PeerActionOutcome::NotFound;
+        }
+        match action {
+            PeerAction::Enable if disabled => {
+                if let Some((config, _)) = self.disabled.remove(&address) {
+                    self.add_peer(config);
+                }
+                PeerActionOutcome::Enabled
+            }
+            PeerAction::Enable => PeerActionOutcome::AlreadyEnabled,
+            PeerAction::Disable | PeerAction::Reload(_) if disabled => {
+                PeerActionOutcome::AlreadyDisabled
+            }
+            PeerAction::Disable => {
+                if let Some(entry) = self.peers.get(&address) {
+                    let config = entry.config.clone();
+                    self.remove_peer(address).await;
+                    self.disabled.insert(address, (config, SystemTime::now()));
+                }
+                PeerActionOutcome::Disabled
+            }
+            PeerAction::Restart => {
+                if let Some((config, _)) = self.disabled.remove(&address) {
+                    self.add_peer(config);
+                } else if let Some(entry) = self.peers.get(&address) {
+                    let config = entry.config.clone();
+                    self.remove_peer(address).await;
+                    self.add_peer(config);
+                }
+                PeerActionOutcome::Restarted
+            }
+            PeerAction::Reload(direction) => self.reload(address, direction),
+        }
+    }
+
+    fn reload(&mut self, address: IpAddr, direction: RefreshDirection) -> PeerActionOutcome {
+        let Some(entry) = self.peers.get(&address) else {
+            return PeerActionOutcome::NotFound;
+        };
+        let Some(up) = &entry.up else {
+            return PeerActionOutcome::ReloadFailed;
+        };
+        let context = entry.task.live.lock().ok().and_then(|l| l.context.clone());
+        if matches!(direction, RefreshDirection::In | RefreshDirection::Both) {
+            if !context.is_some_and(|c| c.route_refresh) {
+                return PeerActionOutcome::ReloadFailed;
+            }
+            for family in up.families.iter() {
+                let command = PeerCommand::RouteRefresh(family);
+                if entry.task.commands.try_send(command).is_err() {
+                    return PeerActionOutcome::ReloadFailed;
+                }
+            }
+        }
+        if matches!(direction, RefreshDirection::Out | RefreshDirection::Both) {
+            if let Ok(mut rib_out) = up.outbox.rib_out.lock() {
+                for family in up.families.iter() {
+                    rib_out.refresh(family);
+                }
+            }
+            up.outbox.notify.notify_one();
+        }
+        PeerActionOutcome::Reloading
+    }
+}
+
+fn disabled_status((config, since): &(PeerConfig, SystemTime)) -> (IpAddr, PeerStatus) {
+    let status = PeerStatus {
+        address: config.address,
+        remote_asn: config.remote_asn,
+        state: crate::fsm::State::Idle,
+        context: None,
+        last_error: None,
+        routes_received: 0,
+        routes_stale: 0,
+        stale_families: FamilySet::EMPTY,
+        malformed_updates: 0,
+        kind: config.kind,
+        since: *since,
+        disabled: true,
+        routes_advertised: 0,
+    };
+    (config.address, status)
+}
+
 async fn stop_task(task: PeerTaskHandle, how: Shutdown) {
     let PeerTaskHandle {
         commands,
@@ -468,6 +620,16 @@ pub(crate) fn session_config(config: &SpeakerConfig, peer: &PeerConfig) -> Sessi
         gr
     });
     session
+}
+
+/// The routes of a destination export considers: every path, best first, when the session
+/// sends ADD-PATH for the family, else only the best.
+fn candidates(destination: &Destination, all: bool) -> Box<dyn Iterator<Item = &Path> + '_> {
+    if all {
+        Box::new(destination.paths_best_first())
+    } else {
+        Box::new(destination.best().into_iter())
+    }
 }
 
 /// IPv4-mapped IPv6 addresses (from a dual-stack socket) as plain IPv4.

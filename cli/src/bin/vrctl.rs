@@ -57,6 +57,10 @@ enum Command {
     Ipam(vrctl::ipam::IpamArgs),
     /// BGP tools: decode a message.
     Bgp(vrctl::bgp::BgpArgs),
+    /// A whole cluster on this machine: `lab up`, `lab status`, `lab down`.
+    Lab(vrctl::lab::LabArgs),
+    /// The local node: BGP session status from vrouterd's control socket.
+    Node(vrctl::node::NodeArgs),
     /// Print the version.
     Version,
     /// Print a shell completion script.
@@ -88,6 +92,8 @@ fn main() -> ExitCode {
         Command::Policy(args) => vrctl::policy::run(args, connection),
         Command::Ipam(args) => vrctl::ipam::run(args, connection),
         Command::Bgp(args) => vrctl::bgp::run(args),
+        Command::Node(args) => vrctl::node::run(args),
+        Command::Lab(args) => vrctl::lab::run(args),
         Command::Version => {
             vrctl::output::emit(&format!("vrctl {}\n", env!("CARGO_PKG_VERSION"))).map(|()| 0)
         }

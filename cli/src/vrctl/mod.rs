@@ -4,7 +4,9 @@
 pub mod bgp;
 pub mod connection;
 pub mod ipam;
+pub mod lab;
 pub mod manifest;
+pub mod node;
 pub mod output;
 pub mod policy;
 pub mod resources;

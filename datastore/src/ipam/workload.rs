@@ -66,9 +66,62 @@ pub fn host_veth_name(endpoint_id: &str) -> String {
     format!("{HOST_VETH_PREFIX}{}", &hex[..11])
 }
 
+/// Bytes VXLAN adds to each packet on an IPv4 underlay: outer IPv4 (20) + UDP (8) + VXLAN (8)
+/// + inner Ethernet (14). Calico's rule: VXLAN MTU = underlay MTU − 50.
+pub const VXLAN_OVERHEAD: u32 = 50;
+/// The smallest MTU an IPv4 link may have (RFC 791); [`pod_mtu`] never goes below it.
+const MIN_IPV4_MTU: u32 = 68;
+
+/// True when pods of `pool` are reached through VXLAN (`vxlanMode` `Always` or
+/// `CrossSubnet`): their interface MTU leaves room for [`VXLAN_OVERHEAD`].
+pub fn pool_uses_vxlan(pool: &crate::resource::IpPool) -> bool {
+    use crate::resource::ippool::EncapMode;
+    matches!(
+        pool.spec.vxlan_mode,
+        Some(EncapMode::Always | EncapMode::CrossSubnet)
+    )
+}
+
+/// The MTU of a pod's interface (both veth ends), the one rule the CNI plugin and the agent
+/// share: `configured` (an operator's override, taken as the pod MTU itself) if set, else the
+/// underlay's MTU minus [`VXLAN_OVERHEAD`] for a VXLAN pool; never larger than the underlay.
+/// `None` when neither is known (the kernel default stays).
+pub fn pod_mtu(configured: Option<u32>, underlay: Option<u32>, vxlan: bool) -> Option<u32> {
+    let wanted = match (configured, underlay) {
+        (Some(c), _) => c,
+        (None, Some(u)) if vxlan => u.saturating_sub(VXLAN_OVERHEAD),
+        (None, Some(u)) => u,
+        (None, None) => return None,
+    };
+    let clamped = underlay.map_or(wanted, |u| wanted.min(u));
+    Some(clamped.max(MIN_IPV4_MTU))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pod_mtu_follows_the_underlay() {
+        assert_eq!(pod_mtu(None, Some(1500), false), Some(1500));
+        assert_eq!(pod_mtu(None, Some(1500), true), Some(1450));
+        assert_eq!(pod_mtu(None, Some(9000), true), Some(8950));
+        assert_eq!(pod_mtu(Some(1400), Some(1500), true), Some(1400));
+        assert_eq!(
+            pod_mtu(Some(9000), Some(1500), false),
+            Some(1500),
+            "clamped"
+        );
+        assert_eq!(pod_mtu(Some(1400), None, false), Some(1400));
+        assert_eq!(pod_mtu(None, None, true), None);
+        assert_eq!(pod_mtu(None, Some(100), true), Some(68));
+        let mut pool = crate::resource::IpPool::new("p", "10.0.0.0/16");
+        assert!(!pool_uses_vxlan(&pool));
+        pool.spec.vxlan_mode = Some(crate::resource::ippool::EncapMode::CrossSubnet);
+        assert!(pool_uses_vxlan(&pool));
+        pool.spec.vxlan_mode = Some(crate::resource::ippool::EncapMode::Never);
+        assert!(!pool_uses_vxlan(&pool));
+    }
 
     #[test]
     fn names_follow_calico() {

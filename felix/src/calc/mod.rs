@@ -14,28 +14,38 @@
 //! - [`Output::Route`]: a `/32` (`/128`) per local workload address to its host veth, and a
 //!   blackhole per local IPAM block (a block whose affinity is confirmed for this node and
 //!   that is stored with `host:<node>`; not for `/32`/`/128` blocks);
-//! - [`Output::Policy`]: the compiled [`policy::compile::Ruleset`] plus the local workloads
-//!   it must be enforced on.
+//! - [`Output::Policy`]: the compiled [`policy::compile::Ruleset`] plus the local workload
+//!   and host endpoints it must be enforced on and the failsafe ports, shared by [`Arc`],
+//!   with what changed since the previous one ([`PolicyChanges`]).
+//!
+//! Cost per update is independent of the number of endpoints: local endpoints are compared
+//! per changed key, never as a whole map, and a label change reaches the dataplane as the
+//! sets and endpoints it changed.
 //!
 //! Following Felix's syncer contract (calico.md §1.1), existence is decided by the value
 //! (`None` = absent) and the last update for a key wins; invalid resources are left out of
 //! the model (and reported), never allowed to break it.
 
+mod desired;
 mod endpoints;
+pub mod nat;
 mod policy_state;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use datastore::ipam::{AffinityState, AllocationBlock, BlockAffinity};
 use datastore::keys::{IPAM_AFFINITY, IPAM_BLOCKS, RESOURCES, parse_cidr_segment};
 use datastore::resource::Resource;
+use datastore::resource::felix::ProtoPort;
 use datastore::syncer::Update;
 use ipnetwork::IpNetwork;
-use policy::compile::Ruleset;
 use policy::model::EndpointId;
+use tracing::warn;
 
+pub use desired::{Failsafe, FailsafePort, LocalHostEndpoint, PolicyChanges, PolicyDesired};
 pub use endpoints::{LocalEndpoint, local_endpoint};
 use policy_state::PolicyCalc;
 
@@ -81,16 +91,6 @@ pub enum RouteDesire {
     Blackhole,
 }
 
-/// The policy state the nftables dataplane must enforce.
-#[derive(Debug, Clone)]
-pub struct PolicyDesired {
-    /// The compiled cluster policy (sets hold cluster-wide members; `endpoints` is limited
-    /// to the local ones).
-    pub ruleset: Ruleset,
-    /// Local workload interfaces, sorted by endpoint id.
-    pub workloads: Vec<LocalEndpoint>,
-}
-
 /// One change of this node's desired state.
 #[derive(Debug, Clone)]
 pub enum Output {
@@ -112,14 +112,31 @@ pub enum Output {
     Policy(Box<PolicyDesired>),
 }
 
+/// FelixConfiguration failsafe lists of one resource (`None`: field not set).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct FailsafeConfig {
+    inbound: Option<Vec<ProtoPort>>,
+    outbound: Option<Vec<ProtoPort>>,
+}
+
 /// The calculation state of one node.
 #[derive(Debug)]
 pub struct Calc {
     node: String,
     /// This node's WorkloadEndpoints.
-    local: BTreeMap<EndpointId, LocalEndpoint>,
+    local: Arc<BTreeMap<EndpointId, LocalEndpoint>>,
+    /// Local endpoints touched since the last flush.
+    local_dirty: BTreeSet<EndpointId>,
     /// Local endpoints last emitted.
     emitted_endpoints: BTreeMap<EndpointId, LocalEndpoint>,
+    /// This node's HostEndpoints with a named interface.
+    hosts: Arc<BTreeMap<EndpointId, LocalHostEndpoint>>,
+    hosts_dirty: bool,
+    /// FelixConfiguration `default` and `node.<node>` failsafe settings.
+    felix_default: FailsafeConfig,
+    felix_node: FailsafeConfig,
+    failsafe: Arc<Failsafe>,
+    failsafe_dirty: bool,
     /// Block CIDR → the node in its `affinity`.
     blocks: HashMap<IpNetwork, Option<String>>,
     /// Blocks with a confirmed affinity for this node.
@@ -135,8 +152,15 @@ impl Calc {
     pub fn new(node: impl Into<String>) -> Self {
         Self {
             node: node.into(),
-            local: BTreeMap::new(),
+            local: Arc::new(BTreeMap::new()),
+            local_dirty: BTreeSet::new(),
             emitted_endpoints: BTreeMap::new(),
+            hosts: Arc::new(BTreeMap::new()),
+            hosts_dirty: false,
+            felix_default: FailsafeConfig::default(),
+            felix_node: FailsafeConfig::default(),
+            failsafe: Arc::new(Failsafe::default()),
+            failsafe_dirty: false,
             blocks: HashMap::new(),
             affinities: BTreeSet::new(),
             emitted_routes: BTreeMap::new(),
@@ -196,24 +220,136 @@ impl Calc {
     }
 
     fn on_resource(&mut self, key: String, resource: Option<Resource>) {
-        if let Some(Resource::WorkloadEndpoint(w)) = &resource {
-            let id = endpoints::endpoint_id_of(w);
-            match local_endpoint(&self.node, w) {
-                Some(local) => {
-                    self.local.insert(id, local);
-                }
-                None => {
-                    self.local.remove(&id);
+        // The local view after this update (`None` inside: not local), compared with the
+        // current one so an unchanged endpoint (a label change) costs no copy.
+        let next_wep = match &resource {
+            Some(Resource::WorkloadEndpoint(w)) => {
+                Some((endpoints::endpoint_id_of(w), local_endpoint(&self.node, w)))
+            }
+            _ => None,
+        };
+        let next_hep = match &resource {
+            Some(Resource::HostEndpoint(h)) => Some((
+                EndpointId::host(h.metadata.name.clone()),
+                self.local_host(h),
+            )),
+            _ => None,
+        };
+        // Whatever was stored under the key before and is not replaced goes away.
+        match self.policy.resource(&key) {
+            Some(Resource::WorkloadEndpoint(w)) => {
+                let id = endpoints::endpoint_id_of(w);
+                if next_wep.as_ref().map(|(n, _)| n) != Some(&id) && self.local.contains_key(&id) {
+                    Arc::make_mut(&mut self.local).remove(&id);
+                    self.local_dirty.insert(id);
                 }
             }
-        } else if let Some(previous) = self.policy.resource(&key)
-            && let Resource::WorkloadEndpoint(w) = previous
-        {
-            // Deleted (or replaced by something else under the same key).
-            let id = endpoints::endpoint_id_of(w);
-            self.local.remove(&id);
+            Some(Resource::HostEndpoint(h)) => {
+                let id = EndpointId::host(h.metadata.name.clone());
+                if next_hep.as_ref().map(|(n, _)| n) != Some(&id) && self.hosts.contains_key(&id) {
+                    Arc::make_mut(&mut self.hosts).remove(&id);
+                    self.hosts_dirty = true;
+                }
+            }
+            _ => {}
         }
+        if let Some((id, local)) = next_wep
+            && self.local.get(&id) != local.as_ref()
+        {
+            match local {
+                Some(l) => Arc::make_mut(&mut self.local).insert(id.clone(), l),
+                None => Arc::make_mut(&mut self.local).remove(&id),
+            };
+            self.local_dirty.insert(id);
+        }
+        if let Some((id, local)) = next_hep
+            && self.hosts.get(&id) != local.as_ref()
+        {
+            match local {
+                Some(l) => Arc::make_mut(&mut self.hosts).insert(id, l),
+                None => Arc::make_mut(&mut self.hosts).remove(&id),
+            };
+            self.hosts_dirty = true;
+        }
+        self.on_felix_configuration(&key, resource.as_ref());
         self.policy.on_resource(key, resource);
+    }
+
+    /// The local view of a HostEndpoint: on this node with a named interface.
+    fn local_host(&self, h: &datastore::resource::HostEndpoint) -> Option<LocalHostEndpoint> {
+        if h.spec.node.as_deref() != Some(self.node.as_str()) {
+            return None;
+        }
+        let iface = h.spec.interface_name.as_deref().unwrap_or("");
+        if iface.is_empty() || iface == "*" {
+            warn!(host_endpoint = %h.metadata.name, interface = iface,
+                "host endpoint without a named interface is not enforced");
+            return None;
+        }
+        Some(LocalHostEndpoint {
+            id: EndpointId::host(h.metadata.name.clone()),
+            iface: iface.to_string(),
+        })
+    }
+
+    /// Tracks the failsafe ports of FelixConfiguration `default` and `node.<node>`.
+    fn on_felix_configuration(&mut self, key: &str, resource: Option<&Resource>) {
+        let Some(k) = datastore::keys::parse_resource_key(key) else {
+            return;
+        };
+        if k.plural != "felixconfigurations" {
+            return;
+        }
+        let config = match resource {
+            Some(Resource::FelixConfiguration(f)) => FailsafeConfig {
+                inbound: f.spec.failsafe_inbound_host_ports.clone(),
+                outbound: f.spec.failsafe_outbound_host_ports.clone(),
+            },
+            _ => FailsafeConfig::default(),
+        };
+        let slot = if k.name == "default" {
+            &mut self.felix_default
+        } else if k.name == format!("node.{}", self.node) {
+            &mut self.felix_node
+        } else {
+            return;
+        };
+        if *slot != config {
+            *slot = config;
+            self.failsafe_dirty = true;
+        }
+    }
+
+    /// Node settings over `default` over Felix's defaults; an invalid list is reported
+    /// and the next level used instead.
+    fn effective_failsafe(&self) -> Failsafe {
+        let defaults = Failsafe::default();
+        let pick = |field: &str,
+                    node: &Option<Vec<ProtoPort>>,
+                    default: &Option<Vec<ProtoPort>>,
+                    fallback: Vec<FailsafePort>| {
+            for list in [node, default].into_iter().flatten() {
+                match desired::failsafe_ports(field, list) {
+                    Ok(ports) => return ports,
+                    Err(error) => warn!(%error, "invalid failsafe ports ignored"),
+                }
+            }
+            fallback
+        };
+        Failsafe {
+            inbound: pick(
+                "failsafeInboundHostPorts",
+                &self.felix_node.inbound,
+                &self.felix_default.inbound,
+                defaults.inbound,
+            ),
+            outbound: pick(
+                "failsafeOutboundHostPorts",
+                &self.felix_node.outbound,
+                &self.felix_default.outbound,
+                defaults.outbound,
+            ),
+        }
     }
 
     /// Number of local endpoints.
@@ -225,26 +361,36 @@ impl Calc {
     /// sequencer orders them).
     pub fn flush(&mut self) -> Vec<Output> {
         let mut out = Vec::new();
-        let endpoints_changed = self.local != self.emitted_endpoints;
-        if endpoints_changed {
-            for id in self.emitted_endpoints.keys() {
-                if !self.local.contains_key(id) {
-                    out.push(Output::Endpoint {
-                        id: id.clone(),
-                        endpoint: None,
-                    });
+        let mut changes = PolicyChanges::default();
+        for id in std::mem::take(&mut self.local_dirty) {
+            let now = self.local.get(&id);
+            if self.emitted_endpoints.get(&id) == now {
+                continue;
+            }
+            match now {
+                Some(ep) => {
+                    self.emitted_endpoints.insert(id.clone(), ep.clone());
+                }
+                None => {
+                    self.emitted_endpoints.remove(&id);
                 }
             }
-            for (id, ep) in &self.local {
-                if self.emitted_endpoints.get(id) != Some(ep) {
-                    out.push(Output::Endpoint {
-                        id: id.clone(),
-                        endpoint: Some(ep.clone()),
-                    });
-                }
-            }
-            self.emitted_endpoints = self.local.clone();
+            out.push(Output::Endpoint {
+                id: id.clone(),
+                endpoint: now.cloned(),
+            });
+            changes.endpoints.insert(id);
             self.routes_dirty = true;
+        }
+        if std::mem::take(&mut self.failsafe_dirty) {
+            let failsafe = self.effective_failsafe();
+            if *self.failsafe != failsafe {
+                self.failsafe = Arc::new(failsafe);
+                changes.all = true;
+            }
+        }
+        if std::mem::take(&mut self.hosts_dirty) {
+            changes.all = true;
         }
         if self.routes_dirty {
             self.routes_dirty = false;
@@ -267,10 +413,15 @@ impl Calc {
             }
             self.emitted_routes = wanted;
         }
-        if let Some(ruleset) = self.policy.flush(&self.local, endpoints_changed) {
+        let (local, hosts) = (&self.local, &self.hosts);
+        let is_local = |id: &EndpointId| local.contains_key(id) || hosts.contains_key(id);
+        if let Some((ruleset, changes)) = self.policy.flush(&is_local, changes) {
             out.push(Output::Policy(Box::new(PolicyDesired {
                 ruleset,
-                workloads: self.local.values().cloned().collect(),
+                workloads: Arc::clone(&self.local),
+                host_endpoints: Arc::clone(&self.hosts),
+                failsafe: Arc::clone(&self.failsafe),
+                changes,
             })));
         }
         out

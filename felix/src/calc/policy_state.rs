@@ -3,10 +3,13 @@
 //!
 //! - A change to a policy, tier, profile or namespace rebuilds the model and recompiles
 //!   (coalesced: once per flush, however many updates arrived).
-//! - A change to a WorkloadEndpoint or (Global)NetworkSet only updates the set index
+//! - A change to a Workload/HostEndpoint or (Global)NetworkSet only updates the set index
 //!   incrementally (`IpSetIndex::upsert_entity` / `remove_entity`), plus the chain layout of
-//!   that one endpoint if it is local; cost independent of the number of endpoints. This
-//!   path does not re-check duplicate addresses across endpoints; the next full rebuild does.
+//!   that one endpoint if it is local; cost independent of the number of endpoints, and the
+//!   sets and endpoints it changed are reported ([`PolicyChanges`]). This path does not
+//!   re-check duplicate addresses across endpoints; the next full rebuild does.
+//! - The ruleset is shared with the dataplane ([`Arc`]); the dataplane drops its reference
+//!   once it has rendered, so the incremental path updates it in place.
 //! - A resource that fails conversion is left out and reported (Felix's validation filter);
 //!   model-level inconsistencies drop the offender (a policy in a missing tier is inactive,
 //!   as in Calico; the second endpoint claiming an address is left out).
@@ -15,16 +18,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use datastore::keys::parse_resource_key;
 use datastore::resource::Resource;
-use policy::compile::{EndpointRules, Ruleset, TierRules, compile, entity_data};
+use std::sync::Arc;
+
+use policy::compile::{Ruleset, compile, endpoint_rules, entity_data};
 use policy::convert::parts_from_resources;
-use policy::ipset::EntityKey;
+use policy::ipset::{EntityKey, SetChange};
 use policy::model::{
-    Direction, EndpointId, EntityRef, Labels, Model, ModelError, ModelParts,
-    NAMESPACE_PROFILE_PREFIX,
+    EndpointId, EntityRef, Model, ModelError, ModelParts, NAMESPACE_PROFILE_PREFIX,
 };
 use tracing::warn;
 
-use super::LocalEndpoint;
+use super::PolicyChanges;
 
 /// Most offenders dropped before a model build gives up.
 const MAX_MODEL_REPAIRS: usize = 64;
@@ -42,6 +46,7 @@ fn is_policy_kind(r: &Resource) -> bool {
             | Resource::NetworkSet(_)
             | Resource::GlobalNetworkSet(_)
             | Resource::WorkloadEndpoint(_)
+            | Resource::HostEndpoint(_)
     )
 }
 
@@ -49,8 +54,21 @@ fn is_policy_kind(r: &Resource) -> bool {
 fn is_entity_kind(r: &Resource) -> bool {
     matches!(
         r,
-        Resource::NetworkSet(_) | Resource::GlobalNetworkSet(_) | Resource::WorkloadEndpoint(_)
+        Resource::NetworkSet(_)
+            | Resource::GlobalNetworkSet(_)
+            | Resource::WorkloadEndpoint(_)
+            | Resource::HostEndpoint(_)
     )
+}
+
+/// Records the sets a membership change touched.
+fn touched(changes: &mut PolicyChanges, set_changes: Vec<SetChange>) {
+    for c in set_changes {
+        let set = match c {
+            SetChange::Added { set, .. } | SetChange::Removed { set, .. } => set,
+        };
+        changes.sets.insert(set);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -60,7 +78,7 @@ pub(crate) struct PolicyCalc {
     full_dirty: bool,
     entity_dirty: BTreeSet<String>,
     model: Option<Model>,
-    ruleset: Option<Ruleset>,
+    ruleset: Option<Arc<Ruleset>>,
 }
 
 impl PolicyCalc {
@@ -91,28 +109,55 @@ impl PolicyCalc {
         }
     }
 
-    /// The new ruleset if anything changed (always on the first call).
+    /// The new ruleset and what changed, if anything did (always on the first call).
+    /// `changes` holds the caller's own changes (local endpoints, host endpoints, failsafe
+    /// ports); `is_local` tells this node's endpoints.
     pub(crate) fn flush(
         &mut self,
-        local: &BTreeMap<EndpointId, LocalEndpoint>,
-        endpoints_changed: bool,
-    ) -> Option<Ruleset> {
+        is_local: &dyn Fn(&EndpointId) -> bool,
+        mut changes: PolicyChanges,
+    ) -> Option<(Arc<Ruleset>, PolicyChanges)> {
         let first = self.ruleset.is_none();
         if first || self.full_dirty {
-            self.rebuild(local);
+            self.rebuild(is_local);
+            changes = PolicyChanges::everything();
         } else if !self.entity_dirty.is_empty() {
-            if !self.incremental(local) {
-                self.rebuild(local);
+            if !self.incremental(is_local, &mut changes) {
+                self.rebuild(is_local);
+                changes = PolicyChanges::everything();
             }
-        } else if !endpoints_changed {
+        } else if changes.is_empty() {
             return None;
         }
         self.entity_dirty.clear();
         self.full_dirty = false;
-        self.ruleset.clone()
+        if !changes.all {
+            // A local endpoint that appeared or went away: its rules follow it.
+            if let Some(ruleset) = self.ruleset.as_mut() {
+                let model = self.model.as_ref()?;
+                for id in &changes.endpoints {
+                    let present = ruleset.endpoints.contains_key(id);
+                    if is_local(id) && !present {
+                        if let Some(i) = model.endpoint_index(id) {
+                            Arc::make_mut(ruleset).endpoints.insert(
+                                id.clone(),
+                                endpoint_rules(
+                                    model,
+                                    model.endpoint_labels(i),
+                                    model.endpoint_profiles(i),
+                                ),
+                            );
+                        }
+                    } else if !is_local(id) && present {
+                        Arc::make_mut(ruleset).endpoints.remove(id);
+                    }
+                }
+            }
+        }
+        Some((Arc::clone(self.ruleset.as_ref()?), changes))
     }
 
-    fn rebuild(&mut self, local: &BTreeMap<EndpointId, LocalEndpoint>) {
+    fn rebuild(&mut self, is_local: &dyn Fn(&EndpointId) -> bool) {
         let mut parts = ModelParts::default();
         self.invalid.clear();
         for (key, r) in &self.resources {
@@ -133,25 +178,33 @@ impl PolicyCalc {
         }
         let model = build_model(parts, &mut self.invalid);
         let mut ruleset = compile(&model);
-        ruleset.endpoints.retain(|id, _| local.contains_key(id));
+        ruleset.endpoints.retain(|id, _| is_local(id));
         self.model = Some(model);
-        self.ruleset = Some(ruleset);
+        self.ruleset = Some(Arc::new(ruleset));
     }
 
-    /// Applies entity changes to the set index; false if a full rebuild is needed instead.
-    fn incremental(&mut self, local: &BTreeMap<EndpointId, LocalEndpoint>) -> bool {
+    /// Applies entity changes to the set index, recording what changed; false if a full
+    /// rebuild is needed instead.
+    fn incremental(
+        &mut self,
+        is_local: &dyn Fn(&EndpointId) -> bool,
+        changes: &mut PolicyChanges,
+    ) -> bool {
         let (Some(model), Some(ruleset)) = (self.model.as_ref(), self.ruleset.as_mut()) else {
             return false;
         };
+        let ruleset = Arc::make_mut(ruleset);
         for key in &self.entity_dirty {
             let Some(r) = self.resources.get(key) else {
                 // Deleted: identify the entity by its key.
                 let Some(entity) = entity_key_of(key) else {
                     return false;
                 };
-                ruleset.ip_sets.remove_entity(&entity);
-                if let EntityKey::Endpoint(id) = &entity {
-                    ruleset.endpoints.remove(id);
+                touched(changes, ruleset.ip_sets.remove_entity(&entity));
+                if let EntityKey::Endpoint(id) = &entity
+                    && ruleset.endpoints.remove(id).is_some()
+                {
+                    changes.endpoints.insert(id.clone());
                 }
                 self.invalid.remove(key);
                 continue;
@@ -162,9 +215,11 @@ impl PolicyCalc {
                     warn!(%key, error = %e, "resource left out of the policy model");
                     self.invalid.insert(key.clone(), e.to_string());
                     if let Some(entity) = entity_key_of(key) {
-                        ruleset.ip_sets.remove_entity(&entity);
-                        if let EntityKey::Endpoint(id) = &entity {
-                            ruleset.endpoints.remove(id);
+                        touched(changes, ruleset.ip_sets.remove_entity(&entity));
+                        if let EntityKey::Endpoint(id) = &entity
+                            && ruleset.endpoints.remove(id).is_some()
+                        {
+                            changes.endpoints.insert(id.clone());
                         }
                     }
                     continue;
@@ -176,13 +231,15 @@ impl PolicyCalc {
             };
             let (entity, data) = if mini.endpoints().len() == 1 {
                 let id = mini.endpoints()[0].id.clone();
-                if local.contains_key(&id) {
-                    ruleset.endpoints.insert(
-                        id.clone(),
-                        endpoint_rules(model, mini.endpoint_labels(0), mini.endpoint_profiles(0)),
-                    );
-                } else {
-                    ruleset.endpoints.remove(&id);
+                if is_local(&id) {
+                    let rules =
+                        endpoint_rules(model, mini.endpoint_labels(0), mini.endpoint_profiles(0));
+                    if ruleset.endpoints.get(&id) != Some(&rules) {
+                        ruleset.endpoints.insert(id.clone(), rules);
+                        changes.endpoints.insert(id.clone());
+                    }
+                } else if ruleset.endpoints.remove(&id).is_some() {
+                    changes.endpoints.insert(id.clone());
                 }
                 (
                     EntityKey::Endpoint(id),
@@ -200,7 +257,7 @@ impl PolicyCalc {
             } else {
                 return false;
             };
-            ruleset.ip_sets.upsert_entity(entity, data);
+            touched(changes, ruleset.ip_sets.upsert_entity(entity, data));
         }
         true
     }
@@ -211,6 +268,7 @@ fn entity_key_of(key: &str) -> Option<EntityKey> {
     let k = parse_resource_key(key)?;
     match (k.plural.as_str(), k.namespace) {
         ("workloadendpoints", Some(ns)) => Some(EntityKey::Endpoint(EndpointId::new(ns, k.name))),
+        ("hostendpoints", None) => Some(EntityKey::Endpoint(EndpointId::host(k.name))),
         ("networksets", Some(ns)) => Some(EntityKey::NetworkSet {
             namespace: Some(ns),
             name: k.name,
@@ -233,7 +291,7 @@ fn single_entity_model(model: &Model, mut parts: ModelParts) -> Option<Model> {
         .map(|e| e.id.namespace.clone())
         .or_else(|| parts.network_sets.first().and_then(|s| s.namespace.clone()));
     if let Some(ep) = parts.endpoints.first() {
-        let names: Vec<String> = if ep.profiles.is_empty() {
+        let names: Vec<String> = if ep.profiles.is_empty() && !ep.id.is_host() {
             vec![format!("{NAMESPACE_PROFILE_PREFIX}{}", ep.id.namespace)]
         } else {
             ep.profiles.clone()
@@ -247,34 +305,6 @@ fn single_entity_model(model: &Model, mut parts: ModelParts) -> Option<Model> {
         parts.namespaces = vec![ns];
     }
     Model::new(parts).ok()
-}
-
-/// The tiers and policies that apply to an endpoint with effective `labels`.
-fn endpoint_rules(model: &Model, labels: &Labels, profiles: &[String]) -> EndpointRules {
-    let tiers_for = |direction: Direction| -> Vec<TierRules> {
-        model
-            .tiers()
-            .iter()
-            .filter_map(|tp| {
-                let policies: Vec<_> = tp
-                    .policies
-                    .iter()
-                    .filter(|p| p.applies(direction) && p.selector.matches(labels))
-                    .map(|p| p.id.clone())
-                    .collect();
-                (!policies.is_empty()).then(|| TierRules {
-                    tier: tp.tier.name.clone(),
-                    default_action: tp.tier.default_action,
-                    policies,
-                })
-            })
-            .collect()
-    };
-    EndpointRules {
-        ingress: tiers_for(Direction::Ingress),
-        egress: tiers_for(Direction::Egress),
-        profiles: profiles.to_vec(),
-    }
 }
 
 /// Builds the model, dropping offenders until it is consistent.

@@ -460,3 +460,123 @@ fn decode_dispatches_on_the_key() {
     ));
     assert_eq!(decode("/vrouter/ipam/handles/h", b"{}"), Ok(Value::Ignored));
 }
+
+#[test]
+fn a_label_change_reports_only_the_sets_and_endpoint_it_changed() {
+    let mut calc = Calc::new(NODE);
+    put(&mut calc, yaml(ALLOW_FROM_FRONTEND));
+    put(&mut calc, wep("db", NODE, "10.65.0.2/32", "app: db", None));
+    put(
+        &mut calc,
+        wep("fe", "node-b", "10.65.1.1/32", "role: frontend", None),
+    );
+    let first = policy(&calc.flush()).expect("first flush").changes.clone();
+    assert!(first.all, "the first hand-over is complete");
+
+    // A remote endpoint leaves the selector: one set changes, no endpoint, no route.
+    put(
+        &mut calc,
+        wep("fe", "node-b", "10.65.1.1/32", "role: gone", None),
+    );
+    let out = calc.flush();
+    assert!(routes(&out).is_empty() && endpoints(&out).is_empty());
+    let changes = &policy(&out).expect("policy re-emitted").changes;
+    assert!(!changes.all);
+    assert_eq!(changes.sets.len(), 1, "{changes:?}");
+    assert!(changes.endpoints.is_empty(), "{changes:?}");
+
+    // The local endpoint's labels change so the policy no longer selects it: its layout
+    // changes, its LocalEndpoint (interface, addresses) does not.
+    put(
+        &mut calc,
+        wep("db", NODE, "10.65.0.2/32", "app: cache", None),
+    );
+    let out = calc.flush();
+    assert!(
+        endpoints(&out).is_empty(),
+        "interface and addresses unchanged"
+    );
+    let changes = &policy(&out).expect("policy re-emitted").changes;
+    assert_eq!(
+        changes.endpoints,
+        [EndpointId::new("prod", "db")].into(),
+        "{changes:?}"
+    );
+    assert!(!changes.all);
+}
+
+const HOST_EP: &str = "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\n\
+    metadata: {name: a-eth0, labels: {role: uplink}}\n\
+    spec: {node: node-a, interfaceName: eth0, expectedIPs: [192.0.2.1]}\n";
+
+#[test]
+fn local_host_endpoints_and_failsafe_ports() {
+    let mut calc = Calc::new(NODE);
+    put(&mut calc, yaml(HOST_EP));
+    put(
+        &mut calc,
+        yaml(
+            "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\nmetadata: {name: b-eth0}\n\
+             spec: {node: node-b, interfaceName: eth0}\n",
+        ),
+    );
+    put(
+        &mut calc,
+        yaml(
+            "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\nmetadata: {name: a-all}\n\
+             spec: {node: node-a, interfaceName: '*'}\n",
+        ),
+    );
+    let out = calc.flush();
+    let p = policy(&out).expect("policy");
+    let id = EndpointId::host("a-eth0");
+    assert_eq!(
+        p.host_endpoints.keys().collect::<Vec<_>>(),
+        [&id],
+        "only this node's, only named interfaces"
+    );
+    assert_eq!(p.host_endpoints[&id].iface, "eth0");
+    assert!(p.ruleset.endpoints.contains_key(&id), "its chain layout");
+    assert!(
+        endpoints(&out).is_empty() && routes(&out).is_empty(),
+        "no routes for hosts"
+    );
+    assert_eq!(*p.failsafe, Failsafe::default());
+
+    // The node's FelixConfiguration overrides the default one, field by field.
+    put(
+        &mut calc,
+        yaml(
+            "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\n\
+             spec: {failsafeInboundHostPorts: [{protocol: TCP, port: 2222}], \
+             failsafeOutboundHostPorts: [{protocol: UDP, port: 5353}]}\n",
+        ),
+    );
+    put(
+        &mut calc,
+        yaml(
+            "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: node.node-a}\n\
+             spec: {failsafeInboundHostPorts: [{protocol: TCP, port: 22}, {protocol: UDP, port: 68}]}\n",
+        ),
+    );
+    let out = calc.flush();
+    let p = policy(&out).expect("failsafe change re-emits");
+    assert!(p.changes.all);
+    let ports = |list: &[FailsafePort]| {
+        list.iter()
+            .map(|p| (p.protocol, p.port))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ports(&p.failsafe.inbound), [(6, 22), (17, 68)]);
+    assert_eq!(ports(&p.failsafe.outbound), [(17, 5353)]);
+
+    // A label change on the host endpoint is incremental; deleting it removes it.
+    put(&mut calc, yaml(&HOST_EP.replace("uplink", "other")));
+    let out = calc.flush();
+    let p = policy(&out).expect("policy");
+    assert!(!p.changes.all, "{:?}", p.changes);
+    delete(&mut calc, key_of(&yaml(HOST_EP)));
+    let out = calc.flush();
+    let p = policy(&out).expect("policy");
+    assert!(p.host_endpoints.is_empty() && !p.ruleset.endpoints.contains_key(&id));
+}

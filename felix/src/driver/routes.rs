@@ -1,6 +1,7 @@
 //! [`RouteTable`]: the routes of one route protocol in the main table, reconciled against the
-//! kernel. The only code that programs routes (the agent's protocol 80 table; the BGP speaker
-//! can own a second instance for protocol 81).
+//! kernel. The only code that programs routes: the agent's protocol 80 table (device and
+//! blackhole routes) and the BGP speaker's protocol 81 table (gateway and ECMP multipath
+//! routes, through `bgp::speaker::kernel_routes`).
 //!
 //! ```text
 //!  set_route / remove_route ──▶ desired ──┐
@@ -17,7 +18,8 @@
 //! - Start of day: the first `apply` dumps the kernel's routes of the protocol and *adopts*
 //!   those that are already right: no delete and re-add, so no traffic blip on restart.
 //! - Routes of the protocol that nobody wants are removed only after [`RouteTable::set_in_sync`]
-//!   (the datastore has been read completely once).
+//!   (the datastore has been read completely once; for BGP: the RIB is complete after a
+//!   restart). A route this instance itself installed and no longer wants is removed at once.
 //! - [`RouteTable::request_resync`] (periodic, default 90 s) re-reads the kernel and repairs
 //!   drift (a route deleted or changed by hand); the number of repairs is reported.
 //! - Work is proportional to what changed: only dirty prefixes are planned.
@@ -32,7 +34,8 @@ use ipnetwork::IpNetwork;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteNextHop, RouteProtocol,
+    RouteScope, RouteType, RouteVia,
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use tracing::{debug, info, warn};
@@ -64,15 +67,20 @@ pub enum RouteTarget {
     Device(String),
     /// Dropped (an IPAM block this node owns: addresses not in use must not leak out).
     Blackhole,
+    /// Via these gateways (one: a gateway route; several: an ECMP multipath route), as BGP
+    /// routes are. Order does not matter.
+    Via(Vec<IpAddr>),
 }
 
 /// A route of ours as the kernel has it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum KernelRoute {
     /// Unicast out of an interface index.
     Device(u32),
     /// Blackhole.
     Blackhole,
+    /// Unicast via gateways (sorted, no duplicates; several: multipath).
+    Via(Vec<IpAddr>),
     /// Anything else carrying our protocol (wrong type, gateway, ...): to be replaced.
     Other,
 }
@@ -153,6 +161,9 @@ pub struct RouteTable {
     kernel: HashMap<IpNetwork, KernelRoute>,
     dirty: HashSet<IpNetwork>,
     links: HashMap<String, u32>,
+    /// Before in-sync: prefixes this instance wanted at some point (their removal need not
+    /// wait: the route is ours from this run, not a leftover).
+    wanted_before_sync: HashSet<IpNetwork>,
     in_sync: bool,
     resync_requested: bool,
     dumped_once: bool,
@@ -169,6 +180,7 @@ impl RouteTable {
             kernel: HashMap::new(),
             dirty: HashSet::new(),
             links: HashMap::new(),
+            wanted_before_sync: HashSet::new(),
             in_sync: false,
             resync_requested: true,
             dumped_once: false,
@@ -183,6 +195,13 @@ impl RouteTable {
     /// Wants a route to `dst` (replacing any earlier target). Cheap; no I/O.
     pub fn set_route(&mut self, dst: IpNetwork, target: RouteTarget) {
         let dst = canonical(dst);
+        let target = match target {
+            RouteTarget::Via(hops) => RouteTarget::Via(sorted(hops)),
+            other => other,
+        };
+        if !self.in_sync {
+            self.wanted_before_sync.insert(dst);
+        }
         if self.desired.get(&dst) != Some(&target) {
             self.desired.insert(dst, target);
             self.dirty.insert(dst);
@@ -201,6 +220,7 @@ impl RouteTable {
     pub fn set_in_sync(&mut self) {
         if !self.in_sync {
             self.in_sync = true;
+            self.wanted_before_sync = HashSet::new();
             // Stale routes found by the start-of-day dump were held back; plan them now.
             self.dirty.extend(self.kernel.keys().copied());
         }
@@ -238,19 +258,13 @@ impl RouteTable {
         }
         let mut operations = Vec::new();
         let mut still_dirty = HashSet::new();
-        for dst in self.dirty.drain() {
-            let wanted = self.desired.get(&dst).map(|t| match t {
-                RouteTarget::Blackhole => Ok(KernelRoute::Blackhole),
-                RouteTarget::Device(name) => self
-                    .links
-                    .get(name)
-                    .map(|&i| KernelRoute::Device(i))
-                    .ok_or(()),
-            });
+        for dst in std::mem::take(&mut self.dirty) {
+            let wanted = self.desired.get(&dst).map(|t| self.resolve(t).ok_or(()));
             if matches!(wanted, Some(Err(()))) {
                 report.pending += 1;
             }
-            match plan(dst, wanted, self.kernel.get(&dst).copied(), self.in_sync) {
+            let may_delete = self.in_sync || self.wanted_before_sync.contains(&dst);
+            match plan(dst, wanted, self.kernel.get(&dst).cloned(), may_delete) {
                 Step::Nothing => {}
                 Step::Do(op) => operations.push(op),
                 Step::Wait => {
@@ -293,7 +307,7 @@ impl RouteTable {
                 .desired
                 .iter()
                 .filter(|(dst, target)| {
-                    kernel.get(*dst).copied() == self.resolve(target) && kernel.contains_key(*dst)
+                    kernel.get(*dst).cloned() == self.resolve(target) && kernel.contains_key(*dst)
                 })
                 .count();
             info!(
@@ -315,6 +329,7 @@ impl RouteTable {
         match target {
             RouteTarget::Blackhole => Some(KernelRoute::Blackhole),
             RouteTarget::Device(name) => self.links.get(name).map(|&i| KernelRoute::Device(i)),
+            RouteTarget::Via(hops) => Some(KernelRoute::Via(hops.clone())),
         }
     }
 
@@ -426,11 +441,11 @@ impl RouteTable {
     fn request(&self, op: &Operation) -> Request {
         match op {
             Operation::Create(dst, route) => Request {
-                message: RouteNetlinkMessage::NewRoute(self.message(*dst, *route)),
+                message: RouteNetlinkMessage::NewRoute(self.message(*dst, route)),
                 flags: NLM_F_CREATE | NLM_F_EXCL,
             },
             Operation::Replace(dst, route) => Request {
-                message: RouteNetlinkMessage::NewRoute(self.message(*dst, *route)),
+                message: RouteNetlinkMessage::NewRoute(self.message(*dst, route)),
                 flags: NLM_F_CREATE | NLM_F_REPLACE,
             },
             Operation::Delete(dst) => {
@@ -461,13 +476,29 @@ impl RouteTable {
         message
     }
 
-    fn message(&self, dst: IpNetwork, route: KernelRoute) -> RouteMessage {
+    fn message(&self, dst: IpNetwork, route: &KernelRoute) -> RouteMessage {
         let mut message = self.base_message(dst);
         match route {
             KernelRoute::Device(index) => {
                 message.header.kind = RouteType::Unicast;
                 message.header.scope = RouteScope::Link;
-                message.attributes.push(RouteAttribute::Oif(index));
+                message.attributes.push(RouteAttribute::Oif(*index));
+            }
+            KernelRoute::Via(hops) => {
+                message.header.kind = RouteType::Unicast;
+                message.header.scope = RouteScope::Universe;
+                match hops.as_slice() {
+                    [one] => message.attributes.push(gateway(dst, *one)),
+                    many => message.attributes.push(RouteAttribute::MultiPath(
+                        many.iter()
+                            .map(|hop| {
+                                let mut next_hop = RouteNextHop::default();
+                                next_hop.attributes.push(gateway(dst, *hop));
+                                next_hop
+                            })
+                            .collect(),
+                    )),
+                }
             }
             KernelRoute::Blackhole | KernelRoute::Other => {
                 message.header.kind = RouteType::BlackHole;
@@ -496,17 +527,32 @@ impl RouteTable {
         let mut table = u32::from(route.header.table);
         let mut dst = None;
         let mut oif = None;
-        let mut gateway = false;
+        let mut gateways = Vec::new();
+        let mut other_hops = false;
         for attribute in &route.attributes {
             match attribute {
                 RouteAttribute::Table(t) => table = *t,
                 RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = Some(IpAddr::V4(*a)),
                 RouteAttribute::Destination(RouteAddress::Inet6(a)) => dst = Some(IpAddr::V6(*a)),
                 RouteAttribute::Oif(i) => oif = Some(*i),
-                RouteAttribute::Gateway(_) | RouteAttribute::MultiPath(_) => gateway = true,
+                RouteAttribute::Gateway(_) | RouteAttribute::Via(_) => {
+                    match gateway_of(attribute) {
+                        Some(g) => gateways.push(g),
+                        None => other_hops = true,
+                    }
+                }
+                RouteAttribute::MultiPath(hops) => {
+                    for hop in hops {
+                        match hop.attributes.iter().find_map(gateway_of) {
+                            Some(g) => gateways.push(g),
+                            None => other_hops = true,
+                        }
+                    }
+                }
                 _ => {}
             }
         }
+        let gateway = !gateways.is_empty() || other_hops;
         if table != ROUTE_TABLE_MAIN {
             return None;
         }
@@ -518,6 +564,7 @@ impl RouteTable {
         let net = IpNetwork::new(dst, route.header.destination_prefix_length).ok()?;
         let state = match (route.header.kind, oif, gateway) {
             (RouteType::BlackHole, _, _) => KernelRoute::Blackhole,
+            (RouteType::Unicast, _, true) if !other_hops => KernelRoute::Via(sorted(gateways)),
             (RouteType::Unicast, Some(i), false)
                 if route.header.scope == RouteScope::Link
                     || route.header.address_family == AddressFamily::Inet6 =>
@@ -542,6 +589,36 @@ fn family_of(net: &IpNetwork) -> AddressFamily {
     }
 }
 
+/// Gateways in a canonical order (sorted, no duplicates).
+fn sorted(mut hops: Vec<IpAddr>) -> Vec<IpAddr> {
+    hops.sort();
+    hops.dedup();
+    hops
+}
+
+/// The gateway attribute for `hop`: `RTA_GATEWAY` in the route's own family, `RTA_VIA`
+/// otherwise (an IPv4 route via an IPv6 next hop, RFC 5549).
+fn gateway(dst: IpNetwork, hop: IpAddr) -> RouteAttribute {
+    match (dst, hop) {
+        (IpNetwork::V4(_), IpAddr::V4(a)) => RouteAttribute::Gateway(RouteAddress::Inet(a)),
+        (IpNetwork::V6(_), IpAddr::V6(a)) => RouteAttribute::Gateway(RouteAddress::Inet6(a)),
+        (_, IpAddr::V4(a)) => RouteAttribute::Via(RouteVia::Inet(a)),
+        (_, IpAddr::V6(a)) => RouteAttribute::Via(RouteVia::Inet6(a)),
+    }
+}
+
+/// The next-hop address of a gateway or via attribute.
+fn gateway_of(attribute: &RouteAttribute) -> Option<IpAddr> {
+    match attribute {
+        RouteAttribute::Gateway(RouteAddress::Inet(a)) | RouteAttribute::Via(RouteVia::Inet(a)) => {
+            Some(IpAddr::V4(*a))
+        }
+        RouteAttribute::Gateway(RouteAddress::Inet6(a))
+        | RouteAttribute::Via(RouteVia::Inet6(a)) => Some(IpAddr::V6(*a)),
+        _ => None,
+    }
+}
+
 /// The network address with host bits cleared (`10.0.0.5/24` → `10.0.0.0/24`).
 fn canonical(net: IpNetwork) -> IpNetwork {
     IpNetwork::new(net.network(), net.prefix()).unwrap_or(net)
@@ -559,8 +636,11 @@ mod tests {
     fn plan_keeps_routes_that_are_already_right() {
         let d = net("10.0.0.1/32");
         let r = KernelRoute::Device(7);
-        assert_eq!(plan(d, Some(Ok(r)), Some(r), false), Step::Nothing);
-        assert_eq!(plan(d, Some(Ok(r)), Some(r), true), Step::Nothing);
+        assert_eq!(
+            plan(d, Some(Ok(r.clone())), Some(r.clone()), false),
+            Step::Nothing
+        );
+        assert_eq!(plan(d, Some(Ok(r.clone())), Some(r), true), Step::Nothing);
     }
 
     #[test]

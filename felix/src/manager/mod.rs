@@ -8,8 +8,10 @@
 //!
 //! - [`routes`]: [`routes::RouteManager`] over the protocol-80 [`crate::driver::routes::RouteTable`];
 //! - [`endpoints`]: [`endpoints::EndpointManager`], per-veth sysctls;
-//! - [`policy`]: [`policy::PolicyManager`], the seam to the nftables policy dataplane.
+//! - [`policy`]: [`policy::PolicyManager`], the seam to the nftables policy dataplane;
+//! - [`mtu`]: [`mtu::MtuManager`], host veth MTU ceilings (underlay, VXLAN).
 
 pub mod endpoints;
+pub mod mtu;
 pub mod policy;
 pub mod routes;

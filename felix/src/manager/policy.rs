@@ -62,13 +62,18 @@ impl PolicyManager {
     /// Keeps the latest policy state; ignores other outputs. No I/O.
     pub fn on_update(&mut self, output: &Output) {
         if let Output::Policy(p) = output {
-            self.pending = Some((**p).clone());
-            self.dirty = true;
+            self.on_policy((**p).clone());
         }
     }
 
-    /// Takes the policy state by value (avoids a copy of the ruleset).
-    pub fn on_policy(&mut self, desired: PolicyDesired) {
+    /// Takes the policy state (its parts are shared, not copied); the changes of a state
+    /// not handed over yet carry over into this one.
+    pub fn on_policy(&mut self, mut desired: PolicyDesired) {
+        if let Some(previous) = self.pending.take() {
+            let newer = std::mem::take(&mut desired.changes);
+            desired.changes = previous.changes;
+            desired.changes.merge(newer);
+        }
         self.pending = Some(desired);
         self.dirty = true;
     }
@@ -107,7 +112,7 @@ impl PolicyManager {
 /// The nftables policy dataplane ([`crate::nft`]) as the manager's [`PolicyPlane`].
 mod nftables {
     use super::{PolicyDesired, PolicyPlane, PolicyPlaneError, PolicyReport};
-    use crate::nft::{ApplyReport, NftError, PolicyDataplane, PolicyState, WorkloadIface};
+    use crate::nft::{ApplyReport, NftError, PolicyDataplane};
 
     fn report(r: &ApplyReport) -> PolicyReport {
         PolicyReport {
@@ -129,22 +134,7 @@ mod nftables {
 
     impl PolicyPlane for PolicyDataplane {
         fn set_desired(&mut self, desired: PolicyDesired) {
-            let workloads = desired
-                .workloads
-                .into_iter()
-                .map(|w| WorkloadIface {
-                    endpoint: w.id,
-                    iface: w.iface,
-                    addrs: w.nets,
-                })
-                .collect();
-            PolicyDataplane::set_desired(
-                self,
-                PolicyState {
-                    ruleset: desired.ruleset,
-                    workloads,
-                },
-            );
+            PolicyDataplane::set_desired(self, desired);
         }
 
         fn apply(&mut self) -> Result<PolicyReport, PolicyPlaneError> {
@@ -215,10 +205,7 @@ mod tests {
 
     fn desired() -> PolicyDesired {
         let model = policy::Model::new(policy::ModelParts::default()).unwrap();
-        PolicyDesired {
-            ruleset: policy::compile::compile(&model),
-            workloads: vec![],
-        }
+        PolicyDesired::new(policy::compile::compile(&model), vec![])
     }
 
     #[test]

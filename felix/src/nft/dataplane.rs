@@ -1,6 +1,10 @@
 //! [`PolicyDataplane`]: owns the netlink socket and table `inet vrouter`; adopts an existing
 //! table on start, applies deltas as single atomic batches, reads the kernel's table back to
 //! repair drift, and rebuilds the whole table atomically after repeated kernel errors.
+//!
+//! The rendered table is kept between applies ([`Rendered`]): a change re-renders only what
+//! the state's [`crate::calc::PolicyChanges`] names, and the delta is planned over only what
+//! that touched, against the view of what was last committed.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -10,8 +14,10 @@ use super::dump::{self, DumpKind};
 use super::layout::{self, PolicyState};
 use super::netlink::{KernelError, Netlink};
 use super::plan::{self, NeedsRebuild, Op, SetView, TableView};
+use super::rendered::{Rendered, Touched};
 use super::spec::{ElemValue, SetKind, TableSpec};
 use super::wire::{self, Msg};
+use crate::calc::PolicyChanges;
 use crate::ownership::NFT_TABLE;
 
 /// What one [`PolicyDataplane::apply`] or [`PolicyDataplane::resync`] did.
@@ -87,7 +93,12 @@ impl ApplyReport {
 #[derive(Debug)]
 pub struct PolicyDataplane {
     sock: Netlink,
-    desired: Option<PolicyState>,
+    /// The latest state handed over and not yet rendered.
+    pending: Option<PolicyState>,
+    /// Changes of the states handed over since the last render.
+    pending_changes: PolicyChanges,
+    /// The table for the last rendered state (`None`: no state yet).
+    rendered: Option<Rendered>,
     dirty: bool,
     /// What the kernel has, as far as we know (`None`: unknown, read it back first).
     committed: Option<TableView>,
@@ -101,23 +112,41 @@ impl PolicyDataplane {
     pub fn new() -> Result<PolicyDataplane, NftError> {
         let mut dp = PolicyDataplane {
             sock: Netlink::open()?,
-            desired: None,
+            pending: None,
+            pending_changes: PolicyChanges::default(),
+            rendered: None,
             dirty: false,
             committed: None,
         };
         if dp.table_exists()? {
             tracing::info!(table = NFT_TABLE, "adopting existing nftables table");
         } else {
-            dp.rebuild(layout::skeleton(), &mut ApplyReport::default())?;
+            let skeleton = layout::skeleton(&crate::calc::Failsafe::default());
+            dp.committed = Some(dp.rebuild(&skeleton, &mut ApplyReport::default())?);
             tracing::info!(table = NFT_TABLE, "created nftables table (fail closed)");
         }
         Ok(dp)
     }
 
-    /// Replaces the desired state; no I/O.
-    pub fn set_desired(&mut self, state: PolicyState) {
-        self.desired = Some(state);
+    /// Replaces the desired state; no I/O. Its `changes` say what differs from the state
+    /// handed over before (states handed over without an apply in between accumulate).
+    pub fn set_desired(&mut self, mut state: PolicyState) {
+        self.pending_changes
+            .merge(std::mem::take(&mut state.changes));
+        self.pending = Some(state);
         self.dirty = true;
+    }
+
+    /// Renders the pending state into the kept table and lets go of it (the ruleset is
+    /// shared with calc, which then updates it in place).
+    fn render_pending(&mut self) {
+        if let Some(state) = self.pending.take() {
+            let changes = std::mem::take(&mut self.pending_changes);
+            match self.rendered.as_mut() {
+                Some(r) => r.update(&state, &changes),
+                None => self.rendered = Some(Rendered::of(&state)),
+            }
+        }
     }
 
     /// Programs the difference between the desired state and the kernel in one atomic
@@ -126,11 +155,11 @@ impl PolicyDataplane {
     pub fn apply(&mut self) -> Result<ApplyReport, NftError> {
         let start = Instant::now();
         let mut report = ApplyReport::default();
-        if self.desired.is_none() || (!self.dirty && self.committed.is_some()) {
+        self.render_pending();
+        if self.rendered.is_none() || (!self.dirty && self.committed.is_some()) {
             return Ok(report);
         }
-        let want = self.want();
-        self.converge(want, &mut report)?;
+        self.converge(&mut report)?;
         self.dirty = false;
         report.micros = start.elapsed().as_micros() as u64;
         Ok(report)
@@ -143,13 +172,14 @@ impl PolicyDataplane {
         let start = Instant::now();
         let mut report = ApplyReport::default();
         self.committed = None;
-        if self.desired.is_none() {
+        self.render_pending();
+        if self.rendered.is_none() {
             if !self.table_exists()? {
-                self.rebuild(layout::skeleton(), &mut report)?;
+                let skeleton = layout::skeleton(&crate::calc::Failsafe::default());
+                self.committed = Some(self.rebuild(&skeleton, &mut report)?);
             }
         } else {
-            let want = self.want();
-            self.converge(want, &mut report)?;
+            self.converge(&mut report)?;
             self.dirty = false;
         }
         report.micros = start.elapsed().as_micros() as u64;
@@ -157,34 +187,68 @@ impl PolicyDataplane {
     }
 
     /// The `nft -f` script equivalent to the desired state (empty skeleton if none).
-    pub fn desired_script(&self) -> String {
-        self.want().to_nft_text(NFT_TABLE)
-    }
-
-    fn want(&self) -> TableSpec {
-        match &self.desired {
-            Some(s) => layout::render(s),
-            None => layout::skeleton(),
+    pub fn desired_script(&mut self) -> String {
+        self.render_pending();
+        match &self.rendered {
+            Some(r) => r.table().to_nft_text(NFT_TABLE),
+            None => layout::skeleton(&crate::calc::Failsafe::default()).to_nft_text(NFT_TABLE),
         }
     }
 
-    fn converge(&mut self, want: TableSpec, report: &mut ApplyReport) -> Result<(), NftError> {
+    fn converge(&mut self, report: &mut ApplyReport) -> Result<(), NftError> {
+        let Some(mut rendered) = self.rendered.take() else {
+            return Ok(());
+        };
+        let result = self.converge_to(&mut rendered, report);
+        self.rendered = Some(rendered);
+        result
+    }
+
+    fn converge_to(
+        &mut self,
+        rendered: &mut Rendered,
+        report: &mut ApplyReport,
+    ) -> Result<(), NftError> {
+        let result = self.converge_scoped(rendered, report);
+        if result.is_ok() {
+            rendered.committed();
+        }
+        result
+    }
+
+    fn converge_scoped(
+        &mut self,
+        rendered: &Rendered,
+        report: &mut ApplyReport,
+    ) -> Result<(), NftError> {
+        let want = rendered.table();
+        let everything = Touched {
+            all: true,
+            ..Default::default()
+        };
+        // After a read-back or a rejected batch, compare everything, not just the changes.
+        let mut scope = rendered.touched();
         for _attempt in 0..2 {
-            let have = match self.committed.take() {
+            let mut have = match self.committed.take() {
                 Some(v) => v,
                 None => {
                     report.read_back = true;
-                    match self.read_back(&want)? {
+                    scope = &everything;
+                    match self.read_back(want)? {
                         Some(v) => v,
-                        None => return self.rebuild(want, report),
+                        None => {
+                            self.committed = Some(self.rebuild(want, report)?);
+                            return Ok(());
+                        }
                     }
                 }
             };
-            let ops = match plan::plan(&want, &have) {
+            let ops = match plan::plan(want, &have, Some(scope)) {
                 Ok(ops) => ops,
                 Err(NeedsRebuild(why)) => {
                     tracing::warn!(%why, "nftables table cannot be patched; rebuilding");
-                    return self.rebuild(want, report);
+                    self.committed = Some(self.rebuild(want, report)?);
+                    return Ok(());
                 }
             };
             if ops.is_empty() {
@@ -196,7 +260,8 @@ impl PolicyDataplane {
                 Ok(()) => {
                     report.count(&ops);
                     drop(ops);
-                    self.committed = Some(TableView::of(want));
+                    have.sync(want, scope);
+                    self.committed = Some(have);
                     return Ok(());
                 }
                 Err(e) => {
@@ -206,19 +271,24 @@ impl PolicyDataplane {
             }
         }
         tracing::warn!("nftables batch rejected twice; rebuilding the table atomically");
-        self.rebuild(want, report)
+        self.committed = Some(self.rebuild(want, report)?);
+        Ok(())
     }
 
     /// Replaces the whole table in one batch: `add table; delete table; add table; …`
-    /// (the first add makes the delete valid whether or not the table exists).
-    fn rebuild(&mut self, want: TableSpec, report: &mut ApplyReport) -> Result<(), NftError> {
-        let ops = plan::create_all(&want);
+    /// (the first add makes the delete valid whether or not the table exists). Returns the
+    /// view of what the kernel then holds.
+    fn rebuild(
+        &mut self,
+        want: &TableSpec,
+        report: &mut ApplyReport,
+    ) -> Result<TableView, NftError> {
+        let ops = plan::create_all(want);
         self.send(&ops, true, report)?;
         report.count(&ops);
         report.full_rebuild = true;
         drop(ops);
-        self.committed = Some(TableView::of(want));
-        Ok(())
+        Ok(TableView::of(want.clone()))
     }
 
     fn send(
@@ -332,20 +402,21 @@ impl PolicyDataplane {
         let mut view = TableView::default();
         for m in self.dump(DumpKind::Chains)?.unwrap_or_default() {
             let (table, name) = dump::parse_chain(&m)?;
-            if table == NFT_TABLE {
+            // The NAT dataplane's objects are not ours to compare or remove.
+            if table == NFT_TABLE && !super::nat::owns(&name) {
                 view.chains.insert(name, Vec::new());
             }
         }
         for m in self.dump(DumpKind::Rules)?.unwrap_or_default() {
             let (table, chain, comment) = dump::parse_rule(&m)?;
-            if table == NFT_TABLE {
+            if table == NFT_TABLE && !super::nat::owns(&chain) {
                 view.chains.entry(chain).or_default().push(comment);
             }
         }
         let mut sets = Vec::new();
         for m in self.dump(DumpKind::Sets)?.unwrap_or_default() {
             let info = dump::parse_set(&m)?;
-            if info.table == NFT_TABLE {
+            if info.table == NFT_TABLE && !super::nat::owns(&info.name) {
                 sets.push(info);
             }
         }

@@ -25,7 +25,7 @@ pub(crate) fn dump_request(kind: DumpKind, table: &str, seq: u32) -> Result<Vec<
     let msg_type = match kind {
         DumpKind::Tables => NFT_MSG_GETTABLE,
         DumpKind::Chains => NFT_MSG_GETCHAIN,
-        DumpKind::Rules => NFT_MSG_GETRULE,
+        DumpKind::Rules | DumpKind::ChainRules(_) => NFT_MSG_GETRULE,
         DumpKind::Sets => NFT_MSG_GETSET,
         DumpKind::Elems(_) => NFT_MSG_GETSETELEM,
     };
@@ -50,6 +50,11 @@ pub(crate) fn dump_request(kind: DumpKind, table: &str, seq: u32) -> Result<Vec<
             DumpKind::Rules => {
                 let rule = rule_obj(table, "x")?;
                 sys::nftnl_rule_unset(rule.as_ptr(), sys::NFTNL_RULE_CHAIN as u16);
+                sys::nftnl_rule_nlmsg_build_payload(nlh, rule.as_ptr());
+                sys::nftnl_rule_free(rule.as_ptr());
+            }
+            DumpKind::ChainRules(chain) => {
+                let rule = rule_obj(table, chain)?;
                 sys::nftnl_rule_nlmsg_build_payload(nlh, rule.as_ptr());
                 sys::nftnl_rule_free(rule.as_ptr());
             }
@@ -82,6 +87,8 @@ pub(crate) enum DumpKind {
     Chains,
     /// Rules.
     Rules,
+    /// Rules of one chain (the kernel filters by chain name).
+    ChainRules(String),
     /// Sets.
     Sets,
     /// Elements of one set.
@@ -163,6 +170,63 @@ pub(crate) fn parse_rule(msg: &[u8]) -> Result<(String, String, String), NftErro
         }
         Ok((table, chain, comment_of(&udata)))
     }
+}
+
+/// A rule's identity and the first `counter` expression in it, as the kernel reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RuleCounter {
+    pub(crate) chain: String,
+    pub(crate) comment: String,
+    /// `None`: the rule has no counter.
+    pub(crate) packets_bytes: Option<(u64, u64)>,
+}
+
+/// The counter of a NEWRULE dump message (see [`RuleCounter`]).
+pub(crate) fn parse_rule_counter(msg: &[u8]) -> Result<RuleCounter, NftError> {
+    let (_, chain, comment) = parse_rule(msg)?;
+    let mut packets_bytes = None;
+    // SAFETY: as in parse_table; the expression iterator is destroyed before the rule is
+    // freed, and values are copied out while both are alive.
+    unsafe {
+        let r = alloc(sys::nftnl_rule_alloc())?;
+        let rc = sys::nftnl_rule_nlmsg_parse(msg.as_ptr().cast(), r.as_ptr());
+        if rc >= 0 {
+            let it = sys::nftnl_expr_iter_create(r.as_ptr());
+            if !it.is_null() {
+                loop {
+                    let e = sys::nftnl_expr_iter_next(it);
+                    if e.is_null() {
+                        break;
+                    }
+                    let name = owned_str(sys::nftnl_expr_get_str(e, sys::NFTNL_EXPR_NAME as u16));
+                    if name == "counter" {
+                        let get = |attr: u32| {
+                            if sys::nftnl_expr_is_set(e, attr as u16) {
+                                sys::nftnl_expr_get_u64(e, attr as u16)
+                            } else {
+                                0
+                            }
+                        };
+                        packets_bytes = Some((
+                            get(sys::NFTNL_EXPR_CTR_PACKETS),
+                            get(sys::NFTNL_EXPR_CTR_BYTES),
+                        ));
+                        break;
+                    }
+                }
+                sys::nftnl_expr_iter_destroy(it);
+            }
+        }
+        sys::nftnl_rule_free(r.as_ptr());
+        if rc < 0 {
+            return Err(NftError::Decode("rule".into()));
+        }
+    }
+    Ok(RuleCounter {
+        chain,
+        comment,
+        packets_bytes,
+    })
 }
 
 /// The rule comment in nft's user-data TLVs.
@@ -301,6 +365,7 @@ mod tests {
             DumpKind::Tables,
             DumpKind::Chains,
             DumpKind::Rules,
+            DumpKind::ChainRules("c".into()),
             DumpKind::Sets,
             DumpKind::Elems("s".into()),
         ] {

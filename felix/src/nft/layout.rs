@@ -1,15 +1,21 @@
-//! The table layout: turns the desired [`PolicyState`] (the policy engine's compiled
-//! [`Ruleset`] plus this node's workload interfaces) into the [`TableSpec`] to program. Pure.
+//! The table layout: names, the fail-closed skeleton and the helpers the renderer
+//! (`rendered`) uses to turn the desired [`PolicyState`] into the [`TableSpec`] to program.
+//! Pure.
 //!
 //! ```text
 //! vr-forward (hook forward)   ct established,related accept; ct invalid drop;
 //!                             iifname "vr*" jump vr-from-wl-dispatch; oifname "vr*" jump vr-to-wl-dispatch
-//! vr-input   (hook input)     NDP accept; ct …; iifname "vr*" jump vr-from-wl-dispatch
-//! vr-output  (hook output)    oifname "vr*" oifname != @vr-wl-ifaces drop
+//! vr-input   (hook input)     NDP accept; ct …; iifname "vr*" jump vr-from-wl-dispatch;
+//!                             jump vr-from-host-dispatch
+//! vr-output  (hook output)    oifname "vr*" oifname != @vr-wl-ifaces drop; jump vr-to-host-dispatch
 //! vr-from-wl-dispatch         iifname . ip saddr != @vr-wl-src-4 drop (anti-spoofing, v4 and v6)
 //!                             iifname vmap @vr-from-wl  ("vr…" : goto vr-fw-vr…); drop
 //! vr-to-wl-dispatch           oifname vmap @vr-to-wl    ("vr…" : goto vr-tw-vr…); drop
+//! vr-from-host-dispatch       iifname vmap @vr-from-hep ("eth0" : goto vr-fh-eth0)
+//! vr-to-host-dispatch         oifname vmap @vr-to-hep   ("eth0" : goto vr-th-eth0)
 //! vr-fw-<iface> / vr-tw-<iface>   egress / ingress tiers → policy chains, profiles, drop
+//! vr-fh-<iface> / vr-th-<iface>   host endpoint: failsafe ports, then ingress / egress tiers
+//! vr-failsafe-in / -out       accept failsafe ports (FelixConfiguration)
 //! vr-po-<h> / vr-pi-<h>       one policy's egress / ingress rules (shared by all endpoints)
 //! vr-pro-<h> / vr-pri-<h>     one profile's rules
 //! vr-allow / vr-pass          set the accept / pass mark bit and return (policies `goto` them)
@@ -23,18 +29,18 @@
 //! bit is set, returns on accept, and drops at the end of a tier whose default is `Deny` unless
 //! a policy passed. The bits are cleared again before the packet leaves the base chain.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use ipnetwork::IpNetwork;
-use policy::compile::{CompiledRule, Match, Ruleset, Side};
-use policy::ipset::{IpSetId, Member, SetKey};
-use policy::model::{Direction, EndpointId, PolicyId};
-use policy::rule::Action;
+use policy::compile::Side;
+use policy::ipset::IpSetId;
+use policy::model::{Direction, PolicyId};
 
 use super::spec::{
     CT_ESTABLISHED, CT_INVALID, CT_RELATED, ChainSpec, Cond, ElemValue, End, Family, Hook, IfDir,
-    RuleSpec, SetKind, SetSpec, Stmt, TableSpec, Verdict, fnv64, ifname_key,
+    RuleSpec, SetKind, SetSpec, Stmt, TableSpec, Verdict, fnv64,
 };
+use crate::calc::{Failsafe, FailsafePort, PolicyDesired};
 use crate::ownership::HOST_VETH_PREFIX;
 
 /// Packet-mark bit: a policy or profile allowed the packet.
@@ -56,26 +62,16 @@ pub(crate) const MAP_TO_WL: &str = "vr-to-wl";
 pub(crate) const SET_WL_SRC4: &str = "vr-wl-src-4";
 pub(crate) const SET_WL_SRC6: &str = "vr-wl-src-6";
 pub(crate) const SET_WL_IFACES: &str = "vr-wl-ifaces";
+pub(crate) const CHAIN_FROM_HOST: &str = "vr-from-host-dispatch";
+pub(crate) const CHAIN_TO_HOST: &str = "vr-to-host-dispatch";
+pub(crate) const CHAIN_FAILSAFE_IN: &str = "vr-failsafe-in";
+pub(crate) const CHAIN_FAILSAFE_OUT: &str = "vr-failsafe-out";
+pub(crate) const MAP_FROM_HOST: &str = "vr-from-hep";
+pub(crate) const MAP_TO_HOST: &str = "vr-to-hep";
 
-/// One local workload's host-side interface.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkloadIface {
-    /// The endpoint the interface belongs to (its chains come from the ruleset's entry).
-    pub endpoint: EndpointId,
-    /// Host-side interface name (`vr` + 11 hex digits).
-    pub iface: String,
-    /// The workload's addresses; traffic from the interface must come from one of them.
-    pub addrs: Vec<IpNetwork>,
-}
-
-/// Everything the policy dataplane should program.
-#[derive(Debug, Clone)]
-pub struct PolicyState {
-    /// The policy engine's compiled ruleset (cluster-wide).
-    pub ruleset: Ruleset,
-    /// The workloads on this node.
-    pub workloads: Vec<WorkloadIface>,
-}
+/// Everything the policy dataplane should program: calc's [`PolicyDesired`] (the compiled
+/// ruleset, this node's workload and host endpoints, failsafe ports, what changed).
+pub type PolicyState = PolicyDesired;
 
 /// Chain of a policy for one direction.
 pub(crate) fn policy_chain(id: &PolicyId, direction: Direction) -> String {
@@ -92,6 +88,15 @@ pub(crate) fn profile_chain(name: &str, direction: Direction) -> String {
     match direction {
         Direction::Ingress => format!("vr-pri-{h:016x}"),
         Direction::Egress => format!("vr-pro-{h:016x}"),
+    }
+}
+
+/// Chain for traffic arriving at the host on (ingress) or leaving it through (egress) a
+/// host endpoint's interface.
+pub(crate) fn host_chain(iface: &str, direction: Direction) -> String {
+    match direction {
+        Direction::Ingress => format!("vr-fh-{iface}"),
+        Direction::Egress => format!("vr-th-{iface}"),
     }
 }
 
@@ -112,7 +117,7 @@ pub(crate) fn set_name(id: &IpSetId, family: Family) -> String {
     format!("vr-{}-{suffix}", id.0.replace(':', "-"))
 }
 
-fn rule(conds: Vec<Cond>, verdict: Verdict) -> RuleSpec {
+pub(crate) fn rule(conds: Vec<Cond>, verdict: Verdict) -> RuleSpec {
     RuleSpec::new(conds, Vec::new(), verdict)
 }
 
@@ -138,7 +143,7 @@ fn ndp_accept() -> Vec<RuleSpec> {
         .collect()
 }
 
-fn conntrack() -> Vec<RuleSpec> {
+pub(crate) fn conntrack() -> Vec<RuleSpec> {
     vec![
         rule(
             vec![Cond::CtState(CT_ESTABLISHED | CT_RELATED)],
@@ -163,9 +168,62 @@ fn if_prefix(dir: IfDir) -> Cond {
     }
 }
 
-/// The part of the table that exists even with no workloads: base chains, dispatch chains,
-/// their maps and sets. A `vr*` interface not in the maps is dropped.
-pub(crate) fn skeleton() -> TableSpec {
+/// The set matching a failsafe port's peer network.
+fn failsafe_net_set(net: &IpNetwork) -> String {
+    let family = match family_of(net) {
+        Family::V4 => "4",
+        Family::V6 => "6",
+    };
+    format!("vr-fsn-{:016x}-{family}", fnv64(net.to_string().as_bytes()))
+}
+
+/// `accept` rules for failsafe ports: `meta l4proto P th dport N [ip saddr|daddr @net] accept`.
+fn failsafe_chain(t: &mut TableSpec, ports: &[FailsafePort], peer: End) -> ChainSpec {
+    let mut rules = Vec::new();
+    for p in ports {
+        let mut conds = Vec::new();
+        if let Some(net) = &p.net {
+            let family = family_of(net);
+            let set = failsafe_net_set(net);
+            t.sets.insert(
+                set.clone(),
+                SetSpec {
+                    kind: SetKind::Addrs(family),
+                    elems: interval_elems(std::iter::once(net), family),
+                },
+            );
+            conds.push(Cond::NfProto(family));
+            conds.push(Cond::Addr {
+                family,
+                end: peer,
+                set,
+                negated: false,
+            });
+        }
+        conds.push(Cond::L4Proto {
+            proto: p.protocol,
+            negated: false,
+        });
+        conds.push(Cond::Port {
+            end: End::Dst,
+            first: p.port,
+            last: p.port,
+            negated: false,
+        });
+        rules.push(rule(conds, Verdict::Accept));
+    }
+    ChainSpec::regular(rules)
+}
+
+/// The part of the table that exists even with no endpoints: base chains, dispatch chains,
+/// their maps and sets, failsafe chains. A `vr*` interface not in the maps is dropped.
+///
+/// Host endpoints: traffic to the host arriving on one (`input`) goes through
+/// `vr-fh-<iface>` (failsafe ports, then its ingress policy), traffic from the host leaving
+/// through one (`output`) through `vr-th-<iface>` (conntrack, failsafe ports, its egress
+/// policy). Forwarded traffic is not filtered by host endpoints (Calico applies only
+/// `applyOnForward` policies there, which the policy model does not carry).
+pub(crate) fn skeleton(failsafe: &Failsafe) -> TableSpec {
     let mut t = TableSpec::default();
     let mut forward = conntrack();
     forward.push(rule(
@@ -183,18 +241,23 @@ pub(crate) fn skeleton() -> TableSpec {
         vec![if_prefix(IfDir::In)],
         Verdict::Jump(CHAIN_FROM_WL.into()),
     ));
+    input.push(rule(Vec::new(), Verdict::Jump(CHAIN_FROM_HOST.into())));
     input.push(clear_marks());
-    let output = vec![rule(
-        vec![
-            if_prefix(IfDir::Out),
-            Cond::IfInSet {
-                dir: IfDir::Out,
-                set: SET_WL_IFACES.into(),
-                negated: true,
-            },
-        ],
-        Verdict::Drop,
-    )];
+    let output = vec![
+        rule(
+            vec![
+                if_prefix(IfDir::Out),
+                Cond::IfInSet {
+                    dir: IfDir::Out,
+                    set: SET_WL_IFACES.into(),
+                    negated: true,
+                },
+            ],
+            Verdict::Drop,
+        ),
+        rule(Vec::new(), Verdict::Jump(CHAIN_TO_HOST.into())),
+        clear_marks(),
+    ];
     for (name, hook, rules) in [
         (CHAIN_FORWARD, Hook::Forward, forward),
         (CHAIN_INPUT, Hook::Input, input),
@@ -248,6 +311,25 @@ pub(crate) fn skeleton() -> TableSpec {
     t.chains
         .insert(CHAIN_FROM_WL.into(), ChainSpec::regular(from));
     t.chains.insert(CHAIN_TO_WL.into(), ChainSpec::regular(to));
+    for (chain, dir, map) in [
+        (CHAIN_FROM_HOST, IfDir::In, MAP_FROM_HOST),
+        (CHAIN_TO_HOST, IfDir::Out, MAP_TO_HOST),
+    ] {
+        let dispatch = rule(
+            Vec::new(),
+            Verdict::Vmap {
+                dir,
+                map: map.into(),
+            },
+        );
+        t.chains
+            .insert(chain.into(), ChainSpec::regular(vec![dispatch]));
+        t.sets.insert(map.into(), SetSpec::new(SetKind::IfaceVmap));
+    }
+    let fs_in = failsafe_chain(&mut t, &failsafe.inbound, End::Src);
+    let fs_out = failsafe_chain(&mut t, &failsafe.outbound, End::Dst);
+    t.chains.insert(CHAIN_FAILSAFE_IN.into(), fs_in);
+    t.chains.insert(CHAIN_FAILSAFE_OUT.into(), fs_out);
     t.sets
         .insert(MAP_FROM_WL.into(), SetSpec::new(SetKind::IfaceVmap));
     t.sets
@@ -265,14 +347,14 @@ pub(crate) fn skeleton() -> TableSpec {
     t
 }
 
-fn family_of(net: &IpNetwork) -> Family {
+pub(crate) fn family_of(net: &IpNetwork) -> Family {
     match net {
         IpNetwork::V4(_) => Family::V4,
         IpNetwork::V6(_) => Family::V6,
     }
 }
 
-fn addr_bytes(addr: std::net::IpAddr) -> Vec<u8> {
+pub(crate) fn addr_bytes(addr: std::net::IpAddr) -> Vec<u8> {
     match addr {
         std::net::IpAddr::V4(a) => a.octets().to_vec(),
         std::net::IpAddr::V6(a) => a.octets().to_vec(),
@@ -346,338 +428,7 @@ pub(crate) fn interval_elems<'a>(
         .collect()
 }
 
-/// Renders everything.
-pub(crate) fn render(state: &PolicyState) -> TableSpec {
-    let mut r = Renderer {
-        ruleset: &state.ruleset,
-        table: skeleton(),
-        used_sets: BTreeSet::new(),
-        set_keys: state
-            .ruleset
-            .ip_sets
-            .sets()
-            .map(|(id, k)| (id.clone(), k.clone()))
-            .collect(),
-    };
-    for wl in &state.workloads {
-        let Some(ep) = state.ruleset.endpoints.get(&wl.endpoint) else {
-            tracing::warn!(endpoint = %wl.endpoint, iface = %wl.iface,
-                "workload has no compiled rules; its interface stays unknown (dropped)");
-            continue;
-        };
-        let key = ifname_key(&wl.iface);
-        for direction in [Direction::Egress, Direction::Ingress] {
-            let chain = r.endpoint(ep, direction);
-            let name = endpoint_chain(&wl.iface, direction);
-            r.table.chains.insert(name.clone(), chain);
-            let map = match direction {
-                Direction::Egress => MAP_FROM_WL,
-                Direction::Ingress => MAP_TO_WL,
-            };
-            if let Some(m) = r.table.sets.get_mut(map) {
-                m.elems.insert(key.clone(), ElemValue::Goto(name));
-            }
-        }
-        if let Some(s) = r.table.sets.get_mut(SET_WL_IFACES) {
-            s.elems.insert(key.clone(), ElemValue::Key);
-        }
-        for net in &wl.addrs {
-            let set = match family_of(net) {
-                Family::V4 => SET_WL_SRC4,
-                Family::V6 => SET_WL_SRC6,
-            };
-            let mut k = key.clone();
-            k.extend(addr_bytes(net.ip()));
-            if let Some(s) = r.table.sets.get_mut(set) {
-                s.elems.insert(k, ElemValue::Key);
-            }
-        }
-    }
-    r.fill_sets();
-    r.table
-}
-
-struct Renderer<'a> {
-    ruleset: &'a Ruleset,
-    table: TableSpec,
-    used_sets: BTreeSet<(IpSetId, Family)>,
-    set_keys: BTreeMap<IpSetId, SetKey>,
-}
-
-impl Renderer<'_> {
-    fn endpoint(&mut self, ep: &policy::compile::EndpointRules, direction: Direction) -> ChainSpec {
-        let mut rules = vec![RuleSpec::new(
-            Vec::new(),
-            vec![Stmt::MarkClear(MARK_ACCEPT | MARK_PASS)],
-            Verdict::Continue,
-        )];
-        let tiers = ep.tiers(direction);
-        for (i, tier) in tiers.iter().enumerate() {
-            if i > 0 {
-                rules.push(RuleSpec::new(
-                    Vec::new(),
-                    vec![Stmt::MarkClear(MARK_PASS)],
-                    Verdict::Continue,
-                ));
-            }
-            for p in &tier.policies {
-                let chain = self.policy(p, direction);
-                rules.push(rule(
-                    vec![Cond::Mark {
-                        mask: MARK_ACCEPT | MARK_PASS,
-                        zero: true,
-                    }],
-                    Verdict::Jump(chain),
-                ));
-            }
-            rules.push(rule(
-                vec![Cond::Mark {
-                    mask: MARK_ACCEPT,
-                    zero: false,
-                }],
-                Verdict::Return,
-            ));
-            if tier.default_action == policy::model::TierDefaultAction::Deny {
-                rules.push(rule(
-                    vec![Cond::Mark {
-                        mask: MARK_PASS,
-                        zero: true,
-                    }],
-                    Verdict::Drop,
-                ));
-            }
-        }
-        for profile in &ep.profiles {
-            if !self.ruleset.profiles.contains_key(profile) {
-                continue;
-            }
-            let chain = self.profile(profile, direction);
-            rules.push(rule(Vec::new(), Verdict::Jump(chain)));
-            rules.push(rule(
-                vec![Cond::Mark {
-                    mask: MARK_ACCEPT,
-                    zero: false,
-                }],
-                Verdict::Return,
-            ));
-        }
-        rules.push(rule(Vec::new(), Verdict::Drop));
-        ChainSpec::regular(rules)
-    }
-
-    fn policy(&mut self, id: &PolicyId, direction: Direction) -> String {
-        let name = policy_chain(id, direction);
-        if !self.table.chains.contains_key(&name) {
-            let prefix = log_prefix(&id.to_string(), direction);
-            let compiled = self.ruleset.policy_rules(id, direction).to_vec();
-            let rules = self.rules(&compiled, &prefix, false);
-            self.table
-                .chains
-                .insert(name.clone(), ChainSpec::regular(rules));
-        }
-        name
-    }
-
-    fn profile(&mut self, profile: &str, direction: Direction) -> String {
-        let name = profile_chain(profile, direction);
-        if !self.table.chains.contains_key(&name) {
-            let prefix = log_prefix(&format!("Profile {profile}"), direction);
-            let compiled = self
-                .ruleset
-                .profiles
-                .get(profile)
-                .map(|c| match direction {
-                    Direction::Ingress => c.ingress.clone(),
-                    Direction::Egress => c.egress.clone(),
-                })
-                .unwrap_or_default();
-            let rules = self.rules(&compiled, &prefix, true);
-            self.table
-                .chains
-                .insert(name.clone(), ChainSpec::regular(rules));
-        }
-        name
-    }
-
-    fn rules(&mut self, compiled: &[CompiledRule], prefix: &str, profile: bool) -> Vec<RuleSpec> {
-        let mut out = Vec::new();
-        for c in compiled {
-            let (stmts, verdict) = match (c.action, profile) {
-                // `goto`: the helper chain's `return` leaves this policy chain too.
-                (Action::Allow, _) => (Vec::new(), Verdict::Goto(CHAIN_ALLOW.into())),
-                (Action::Deny, _) => (Vec::new(), Verdict::Drop),
-                (Action::Pass, false) => (Vec::new(), Verdict::Goto(CHAIN_PASS.into())),
-                // In a profile, Pass ends that profile and moves on to the next one.
-                (Action::Pass, true) => (Vec::new(), Verdict::Return),
-                (Action::Log, _) => (vec![Stmt::Log(prefix.to_string())], Verdict::Continue),
-            };
-            for conds in self.variants(c) {
-                out.push(RuleSpec::new(conds, stmts.clone(), verdict.clone()));
-            }
-        }
-        out
-    }
-
-    /// Whether a fixed-networks set has members of `family` (`None`: not a fixed set).
-    fn nets_set_has(&self, id: &IpSetId, family: Family) -> Option<bool> {
-        match self.set_keys.get(id) {
-            Some(SetKey::Nets(nets)) => Some(nets.iter().any(|n| family_of(n) == family)),
-            _ => None,
-        }
-    }
-
-    /// The nft condition lists equivalent to one compiled rule (ORed): one per address
-    /// family it can match, times one per positive port range.
-    fn variants(&mut self, c: &CompiledRule) -> Vec<Vec<Cond>> {
-        let version = c.matches.iter().find_map(|m| match m {
-            Match::IpVersion(v) => Some(match v {
-                policy::rule::IpVersion::V4 => Family::V4,
-                policy::rule::IpVersion::V6 => Family::V6,
-            }),
-            _ => None,
-        });
-        let family_specific = c
-            .matches
-            .iter()
-            .any(|m| matches!(m, Match::AddrInSet { .. } | Match::NamedPortSet { .. }));
-        let families: Vec<Option<Family>> = match version {
-            Some(f) => vec![Some(f)],
-            None if family_specific => vec![Some(Family::V4), Some(Family::V6)],
-            None => vec![None],
-        };
-        let mut out = Vec::new();
-        'family: for family in families {
-            let mut conds: Vec<Cond> = family.map(Cond::NfProto).into_iter().collect();
-            let mut alternatives: Vec<Vec<Cond>> = vec![Vec::new()];
-            for m in &c.matches {
-                match m {
-                    Match::IpVersion(_) => {}
-                    Match::Protocol(p) => conds.push(Cond::L4Proto {
-                        proto: p.0,
-                        negated: false,
-                    }),
-                    Match::NotProtocol(p) => conds.push(Cond::L4Proto {
-                        proto: p.0,
-                        negated: true,
-                    }),
-                    Match::Icmp(i) | Match::NotIcmp(i) => conds.push(Cond::Icmp {
-                        icmp_type: i.icmp_type,
-                        code: i.code,
-                        negated: matches!(m, Match::NotIcmp(_)),
-                    }),
-                    Match::AddrInSet { side, set, negated } => {
-                        let Some(f) = family else { continue };
-                        match (self.nets_set_has(set, f), negated) {
-                            (Some(false), false) => continue 'family,
-                            (Some(false), true) => continue,
-                            _ => {}
-                        }
-                        self.used_sets.insert((set.clone(), f));
-                        conds.push(Cond::Addr {
-                            family: f,
-                            end: end_of(*side),
-                            set: set_name(set, f),
-                            negated: *negated,
-                        });
-                    }
-                    Match::NamedPortSet { side, set, negated } => {
-                        let Some(f) = family else { continue };
-                        self.used_sets.insert((set.clone(), f));
-                        conds.push(Cond::NamedPort {
-                            family: f,
-                            end: end_of(*side),
-                            set: set_name(set, f),
-                            negated: *negated,
-                        });
-                    }
-                    Match::Ports {
-                        side,
-                        ranges,
-                        negated: true,
-                    } => {
-                        for (first, last) in ranges {
-                            conds.push(Cond::Port {
-                                end: end_of(*side),
-                                first: *first,
-                                last: *last,
-                                negated: true,
-                            });
-                        }
-                    }
-                    Match::Ports {
-                        side,
-                        ranges,
-                        negated: false,
-                    } => {
-                        let mut next = Vec::new();
-                        for alt in &alternatives {
-                            for (first, last) in ranges {
-                                let mut a = alt.clone();
-                                a.push(Cond::Port {
-                                    end: end_of(*side),
-                                    first: *first,
-                                    last: *last,
-                                    negated: false,
-                                });
-                                next.push(a);
-                            }
-                        }
-                        alternatives = next;
-                    }
-                }
-            }
-            for alt in &alternatives {
-                let mut all = conds.clone();
-                all.extend(alt.iter().cloned());
-                out.push(all);
-            }
-        }
-        out
-    }
-
-    fn fill_sets(&mut self) {
-        let used = std::mem::take(&mut self.used_sets);
-        for (id, family) in used {
-            let name = set_name(&id, family);
-            let members = self.ruleset.set_members(&id);
-            let named = matches!(self.set_keys.get(&id), Some(SetKey::NamedPort { .. }));
-            let spec = if named {
-                let mut s = SetSpec::new(SetKind::NamedPorts(family));
-                for m in &members {
-                    if let Member::NamedPort {
-                        addr,
-                        protocol,
-                        port,
-                    } = m
-                        && (addr.is_ipv4() == (family == Family::V4))
-                    {
-                        let mut k = addr_bytes(*addr);
-                        k.extend([protocol.0, 0, 0, 0]);
-                        k.extend(port.to_be_bytes());
-                        k.extend([0, 0]);
-                        s.elems.insert(k, ElemValue::Key);
-                    }
-                }
-                s
-            } else {
-                let nets: Vec<IpNetwork> = members
-                    .iter()
-                    .filter_map(|m| match m {
-                        Member::Net(n) => Some(*n),
-                        Member::NamedPort { .. } => None,
-                    })
-                    .collect();
-                SetSpec {
-                    kind: SetKind::Addrs(family),
-                    elems: interval_elems(nets.iter(), family),
-                }
-            };
-            self.table.sets.insert(name, spec);
-        }
-    }
-}
-
-fn end_of(side: Side) -> End {
+pub(crate) fn end_of(side: Side) -> End {
     match side {
         Side::Source => End::Src,
         Side::Destination => End::Dst,
@@ -685,7 +436,7 @@ fn end_of(side: Side) -> End {
 }
 
 /// `log prefix` naming the policy (the kernel limits prefixes to 127 bytes).
-fn log_prefix(what: &str, direction: Direction) -> String {
+pub(crate) fn log_prefix(what: &str, direction: Direction) -> String {
     let mut p = format!("vr {direction} {what}: ");
     p.retain(|c| c != '"' && c != '\\');
     if p.len() > 120 {

@@ -1,7 +1,14 @@
 //! Unit tests of the table layout (no kernel): skeleton, interval merging, rendering of
 //! tiers, Pass/Log/Deny, profiles and per-family sets.
 
+use std::sync::Arc;
+
+use policy::model::EndpointId;
+
+use super::super::rendered::{Rendered, render};
+use super::super::spec::ifname_key;
 use super::*;
+use crate::calc::{Failsafe, LocalEndpoint, LocalHostEndpoint, PolicyChanges};
 
 fn net(s: &str) -> IpNetwork {
     s.parse().expect("net")
@@ -22,14 +29,15 @@ const BASE: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n---
 
 fn state(yaml: &str) -> PolicyState {
     let m = model(&format!("{BASE}{yaml}"));
-    PolicyState {
-        ruleset: policy::compile::compile(&m),
-        workloads: vec![WorkloadIface {
-            endpoint: EndpointId::new("prod", "a"),
+    PolicyState::new(
+        policy::compile::compile(&m),
+        vec![LocalEndpoint {
+            id: EndpointId::new("prod", "a"),
             iface: "vr00000000001".into(),
-            addrs: vec![net("10.0.0.1/32"), net("fd00::1/128")],
+            nets: vec![net("10.0.0.1/32"), net("fd00::1/128")],
+            mac: None,
         }],
-    }
+    )
 }
 
 fn texts(t: &TableSpec, chain: &str) -> Vec<String> {
@@ -42,7 +50,7 @@ fn texts(t: &TableSpec, chain: &str) -> Vec<String> {
 
 #[test]
 fn skeleton_fails_closed() {
-    let t = skeleton();
+    let t = skeleton(&Failsafe::default());
     assert_eq!(t.chains[CHAIN_FORWARD].hook, Some(Hook::Forward));
     assert_eq!(
         texts(&t, CHAIN_FORWARD)[..4],
@@ -190,7 +198,10 @@ fn profile_pass_moves_to_the_next_profile() {
         "---\napiVersion: projectcalico.org/v3\nkind: Profile\nmetadata: {name: p1}\n\
          spec: {ingress: [{action: Pass}, {action: Deny}]}\n",
     );
-    if let Some(ep) = s.ruleset.endpoints.get_mut(&EndpointId::new("prod", "a")) {
+    if let Some(ep) = Arc::make_mut(&mut s.ruleset)
+        .endpoints
+        .get_mut(&EndpointId::new("prod", "a"))
+    {
         ep.profiles.insert(0, "p1".into());
         ep.profiles.push("missing".into());
     }
@@ -211,4 +222,199 @@ fn log_prefixes_are_bounded() {
     let long = "x".repeat(300);
     let p = log_prefix(&format!("\"{long}\""), Direction::Egress);
     assert!(p.len() <= 120 && !p.contains('"'));
+}
+
+const HEP: &str = "---\napiVersion: projectcalico.org/v3\nkind: HostEndpoint\n\
+    metadata: {name: n1-eth0, labels: {role: uplink}}\n\
+    spec: {node: n1, interfaceName: eth0, expectedIPs: [192.0.2.1]}\n";
+
+fn with_host(yaml: &str) -> PolicyState {
+    state(&format!("{HEP}{yaml}")).with_host_endpoints([LocalHostEndpoint {
+        id: EndpointId::host("n1-eth0"),
+        iface: "eth0".into(),
+    }])
+}
+
+#[test]
+fn host_endpoints_get_failsafe_then_policy_then_drop() {
+    let t = render(&with_host(""));
+    let input = texts(&t, CHAIN_INPUT);
+    assert!(
+        input.contains(&"jump vr-from-host-dispatch".to_string()),
+        "{input:?}"
+    );
+    let output = texts(&t, CHAIN_OUTPUT);
+    assert_eq!(output[1], "jump vr-to-host-dispatch", "{output:?}");
+    assert_eq!(
+        t.sets[MAP_FROM_HOST].elems.get(&ifname_key("eth0")),
+        Some(&ElemValue::Goto("vr-fh-eth0".into()))
+    );
+    assert_eq!(
+        t.sets[MAP_TO_HOST].elems.get(&ifname_key("eth0")),
+        Some(&ElemValue::Goto("vr-th-eth0".into()))
+    );
+    // No policy and no profile: failsafe ports, then drop.
+    let fh = texts(&t, "vr-fh-eth0");
+    assert_eq!(fh.first().map(String::as_str), Some("jump vr-failsafe-in"));
+    assert_eq!(fh.last().map(String::as_str), Some("drop"));
+    let th = texts(&t, "vr-th-eth0");
+    assert_eq!(
+        th[..3],
+        [
+            "ct state established,related accept",
+            "ct state invalid drop",
+            "jump vr-failsafe-out"
+        ]
+    );
+    let fs_in = texts(&t, CHAIN_FAILSAFE_IN);
+    assert!(fs_in.contains(&"meta l4proto 6 th dport 22 accept".to_string()));
+    assert!(fs_in.contains(&"meta l4proto 17 th dport 68 accept".to_string()));
+    assert_eq!(fs_in.len(), 9);
+    let fs_out = texts(&t, CHAIN_FAILSAFE_OUT);
+    assert!(fs_out.contains(&"meta l4proto 17 th dport 53 accept".to_string()));
+    // A policy selecting the host endpoint lands in its chain; workloads are unaffected.
+    let t = render(&with_host(
+        "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\n\
+         metadata: {name: uplink}\nspec: {selector: role == 'uplink', \
+         ingress: [{action: Allow, protocol: TCP, destination: {ports: [8080]}}]}\n",
+    ));
+    let fh = texts(&t, "vr-fh-eth0");
+    assert!(fh.iter().any(|r| r.contains("jump vr-pi-")), "{fh:?}");
+    assert!(
+        !texts(&t, "vr-tw-vr00000000001")
+            .iter()
+            .any(|r| r.contains("vr-pi-"))
+    );
+}
+
+#[test]
+fn failsafe_ports_with_a_peer_network_use_a_set() {
+    let fs = Failsafe {
+        inbound: vec![crate::calc::FailsafePort {
+            protocol: 6,
+            port: 2379,
+            net: Some(net("10.9.0.0/16")),
+        }],
+        ..Failsafe::default()
+    };
+    let t = skeleton(&fs);
+    let rules = texts(&t, CHAIN_FAILSAFE_IN);
+    assert_eq!(rules.len(), 1);
+    assert!(
+        rules[0].starts_with("meta nfproto ipv4 ip saddr @vr-fsn-")
+            && rules[0].ends_with("meta l4proto 6 th dport 2379 accept"),
+        "{rules:?}"
+    );
+    assert!(t.sets.keys().any(|n| n.starts_with("vr-fsn-")));
+}
+
+/// Incremental updates leave exactly the table a full render of the final state gives.
+#[test]
+fn incremental_updates_equal_a_full_render() {
+    let policies = "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\n\
+        metadata: {name: to-db}\nspec: {selector: app == 'db', \
+        ingress: [{action: Allow, source: {selector: app == 'web'}}]}\n---\n\
+        apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\n\
+        metadata: {name: from-web}\nspec: {selector: app == 'web', types: [Egress], \
+        egress: [{action: Allow, destination: {selector: app == 'db'}}]}\n";
+    let base = |a_app: &str| -> String {
+        format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: prod}}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: WorkloadEndpoint\n\
+             metadata: {{name: a, namespace: prod, labels: {{app: {a_app}}}}}\n\
+             spec: {{interfaceName: vr00000000001, ipNetworks: [10.0.0.1/32]}}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: WorkloadEndpoint\n\
+             metadata: {{name: b, namespace: prod, labels: {{app: db}}}}\n\
+             spec: {{interfaceName: vr00000000002, ipNetworks: [10.0.0.2/32]}}\n---\n{policies}"
+        )
+    };
+    let wl = |name: &str, i: u8| LocalEndpoint {
+        id: EndpointId::new("prod", name),
+        iface: format!("vr0000000000{i}"),
+        nets: vec![net(&format!("10.0.0.{i}/32"))],
+        mac: None,
+    };
+    let state_for = |a_app: &str, with_b: bool| {
+        let m = model(&base(a_app));
+        let mut ruleset = policy::compile::compile(&m);
+        let mut wls = vec![wl("a", 1)];
+        if with_b {
+            wls.push(wl("b", 2));
+        } else {
+            ruleset.endpoints.remove(&EndpointId::new("prod", "b"));
+        }
+        PolicyState::new(ruleset, wls)
+    };
+    let mut r = Rendered::of(&state_for("web", true));
+    r.committed();
+    // a: web → db (its chains and the selector sets change), then b goes away.
+    let steps: [(&str, bool, PolicyChanges); 2] = [
+        (
+            "db",
+            true,
+            PolicyChanges {
+                all: false,
+                sets: state_for("web", true)
+                    .ruleset
+                    .ip_sets
+                    .sets()
+                    .map(|(id, _)| id.clone())
+                    .collect(),
+                endpoints: [EndpointId::new("prod", "a")].into(),
+            },
+        ),
+        (
+            "db",
+            false,
+            PolicyChanges {
+                all: false,
+                sets: Default::default(),
+                endpoints: [EndpointId::new("prod", "b")].into(),
+            },
+        ),
+    ];
+    for (app, with_b, changes) in steps {
+        let s = state_for(app, with_b);
+        r.update(&s, &changes);
+        assert_eq!(
+            r.table(),
+            &render(&s),
+            "after a = {app}, b present = {with_b}"
+        );
+        assert!(!r.touched().all, "only the changes are touched");
+        r.committed();
+    }
+    let from_web = policy_chain(
+        &policy::model::PolicyId {
+            kind: policy::model::PolicyKind::GlobalNetworkPolicy,
+            namespace: None,
+            name: "from-web".into(),
+        },
+        Direction::Egress,
+    );
+    assert!(
+        !r.table().chains.contains_key(&from_web),
+        "a is no longer web: the policy chain nobody uses is gone"
+    );
+}
+
+#[test]
+fn anti_spoofing_covers_every_address_of_small_endpoint_networks() {
+    use super::super::rendered::source_addrs;
+    let id = EndpointId::new("prod", "a");
+    let quad = source_addrs(&id, &net("10.0.0.4/30"));
+    assert_eq!(
+        quad,
+        ["10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.7"]
+            .map(|a| a.parse::<std::net::IpAddr>().unwrap())
+    );
+    assert_eq!(source_addrs(&id, &net("fd00::/120")).len(), 256);
+    assert!(
+        source_addrs(&id, &net("10.0.0.0/16")).is_empty(),
+        "too wide"
+    );
+    let mut s = state("");
+    Arc::make_mut(&mut s.workloads).get_mut(&id).unwrap().nets = vec![net("10.0.0.4/30")];
+    let t = render(&s);
+    assert_eq!(t.sets[SET_WL_SRC4].elems.len(), 4);
 }

@@ -3,13 +3,15 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | `layout` | [`PolicyState`] → table content: base chains, `iifname`/`oifname` verdict-map dispatch, per-endpoint and per-policy chains, named sets (pure) |
+//! | `layout` | names, the fail-closed skeleton (base chains, `iifname`/`oifname` verdict-map dispatch, failsafe ports) and rendering helpers (pure) |
+//! | `rendered` | [`PolicyState`] → table content, kept and updated per change: per-endpoint and per-policy chains, named sets (pure) |
 //! | `spec` | the nft objects as data, their `nft` text form, rule comments (pure) |
 //! | `plan` | the delta between wanted and present content, ordered for one batch (pure) |
 //! | `wire` | libnftnl messages for batches (`unsafe` FFI) |
 //! | `dump` | dump requests and reply parsers: the read path (`unsafe` FFI) |
 //! | `netlink` | the netlink socket: one `sendmsg` per batch, dumps (`unsafe` FFI) |
 //! | `dataplane` | [`PolicyDataplane`]: adopt, apply, resync, rebuild |
+//! | `nat` | outbound NAT (`natOutgoing`): chain `vr-nat-postrouting`, pool and node sets, [`NatDataplane`] |
 //!
 //! Fail closed: the base chains drop traffic from or to any `vr*` interface that is not in
 //! the dispatch maps, and they are never removed, so filtering stays when the agent exits.
@@ -18,13 +20,16 @@
 mod dataplane;
 mod dump;
 mod layout;
+mod nat;
 mod netlink;
 mod plan;
+mod rendered;
 mod spec;
 mod wire;
 
 pub use dataplane::{ApplyReport, PolicyDataplane};
-pub use layout::{MARK_ACCEPT, MARK_PASS, PolicyState, WorkloadIface};
+pub use layout::{MARK_ACCEPT, MARK_PASS, PolicyState};
+pub use nat::{NatCounters, NatDataplane, NatReport, NatState};
 
 /// Why the dataplane could not program or read the kernel.
 #[derive(Debug, thiserror::Error)]
@@ -57,5 +62,5 @@ pub enum NftError {
 /// Renders the table content for `state` as an `nft -f` script (the same objects the
 /// dataplane programs over netlink): for debugging, and for comparing against `nft` itself.
 pub fn nft_script(state: &PolicyState) -> String {
-    layout::render(state).to_nft_text(crate::ownership::NFT_TABLE)
+    rendered::render(state).to_nft_text(crate::ownership::NFT_TABLE)
 }

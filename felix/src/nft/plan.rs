@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use super::rendered::Touched;
 use super::spec::{ElemValue, Hook, RuleSpec, SetKind, TableSpec};
 
 /// A set as seen in the kernel.
@@ -52,6 +53,59 @@ impl TableView {
     }
 }
 
+impl TableView {
+    /// Makes the view match `want` over `scope` (everything when `None` or `scope.all`):
+    /// what the kernel holds after a batch planned over the same scope was committed.
+    pub(crate) fn sync(&mut self, want: &TableSpec, scope: &Touched) {
+        if scope.all {
+            *self = TableView::of(want.clone());
+            return;
+        }
+        for name in &scope.chains {
+            match want.chains.get(name) {
+                Some(c) => {
+                    self.chains.insert(
+                        name.clone(),
+                        c.rules.iter().map(|r| r.comment.clone()).collect(),
+                    );
+                }
+                None => {
+                    self.chains.remove(name);
+                }
+            }
+        }
+        for (name, keys) in &scope.sets {
+            let Some(w) = want.sets.get(name) else {
+                self.sets.remove(name);
+                continue;
+            };
+            match (keys, self.sets.get_mut(name)) {
+                (Some(keys), Some(v)) => {
+                    for k in keys {
+                        match w.elems.get(k) {
+                            Some(val) => {
+                                v.elems.insert(k.clone(), val.clone());
+                            }
+                            None => {
+                                v.elems.remove(k);
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    self.sets.insert(
+                        name.clone(),
+                        SetView {
+                            kind: Some(w.kind),
+                            elems: w.elems.clone(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Elements of one set or map, borrowed from the wanted or present table.
 pub(crate) type Elems<'a> = Vec<(&'a Vec<u8>, &'a ElemValue)>;
 
@@ -87,15 +141,27 @@ impl std::fmt::Display for Op<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NeedsRebuild(pub(crate) String);
 
-/// The delta from `have` to `want`.
+/// The delta from `have` to `want`: over everything, or (`scope`) only over the chains,
+/// sets and set elements a render touched, so its cost follows the change, not the table.
 pub(crate) fn plan<'a>(
     want: &'a TableSpec,
     have: &'a TableView,
+    scope: Option<&'a Touched>,
 ) -> Result<Vec<Op<'a>>, NeedsRebuild> {
+    let scope = scope.filter(|t| !t.all);
     let mut ops = Vec::new();
     // Element additions go after chain creation: map elements refer to chains.
     let (mut dels, mut adds) = (Vec::new(), Vec::new());
-    for (name, set) in &want.sets {
+    let set_names: Vec<&'a String> = match scope {
+        None => want.sets.keys().collect(),
+        Some(t) => t
+            .sets
+            .keys()
+            .filter(|n| want.sets.contains_key(*n))
+            .collect(),
+    };
+    for name in set_names {
+        let set = &want.sets[name];
         match have.sets.get(name) {
             None => {
                 ops.push(Op::AddSet {
@@ -113,16 +179,38 @@ pub(crate) fn plan<'a>(
                 return Err(NeedsRebuild(format!("set {name} has another type")));
             }
             Some(v) => {
-                let del: Elems<'a> = v
-                    .elems
-                    .iter()
-                    .filter(|(k, val)| set.elems.get(*k) != Some(*val))
-                    .collect();
-                let add: Elems<'a> = set
-                    .elems
-                    .iter()
-                    .filter(|(k, val)| v.elems.get(*k) != Some(*val))
-                    .collect();
+                let (del, add): (Elems<'a>, Elems<'a>) = match scope
+                    .and_then(|t| t.sets.get(name))
+                    .and_then(Option::as_ref)
+                {
+                    Some(keys) => {
+                        let mut del = Vec::new();
+                        let mut add = Vec::new();
+                        for k in keys {
+                            let (w, h) = (set.elems.get_key_value(k), v.elems.get_key_value(k));
+                            if w.map(|x| x.1) == h.map(|x| x.1) {
+                                continue;
+                            }
+                            if let Some((hk, hv)) = h {
+                                del.push((hk, hv));
+                            }
+                            if let Some((wk, wv)) = w {
+                                add.push((wk, wv));
+                            }
+                        }
+                        (del, add)
+                    }
+                    None => (
+                        v.elems
+                            .iter()
+                            .filter(|(k, val)| set.elems.get(*k) != Some(*val))
+                            .collect(),
+                        set.elems
+                            .iter()
+                            .filter(|(k, val)| v.elems.get(*k) != Some(*val))
+                            .collect(),
+                    ),
+                };
                 if !del.is_empty() {
                     dels.push(Op::DelElems {
                         set: name,
@@ -138,17 +226,26 @@ pub(crate) fn plan<'a>(
             }
         }
     }
-    for (name, chain) in &want.chains {
-        if !have.chains.contains_key(name) {
+    let chain_names: Vec<&'a String> = match scope {
+        None => want.chains.keys().collect(),
+        Some(t) => t
+            .chains
+            .iter()
+            .filter(|n| want.chains.contains_key(*n))
+            .collect(),
+    };
+    for name in &chain_names {
+        if !have.chains.contains_key(*name) {
             ops.push(Op::AddChain {
                 name,
-                hook: chain.hook,
+                hook: want.chains[*name].hook,
             });
         }
     }
     ops.extend(dels);
     ops.extend(adds);
-    for (name, chain) in &want.chains {
+    for name in chain_names {
+        let chain = &want.chains[name];
         match have.chains.get(name) {
             Some(comments) if comments.iter().eq(chain.rules.iter().map(|r| &r.comment)) => {
                 continue;
@@ -160,11 +257,19 @@ pub(crate) fn plan<'a>(
             ops.push(Op::AddRule { chain: name, rule });
         }
     }
-    let obsolete: Vec<&String> = have
-        .chains
-        .keys()
-        .filter(|n| !want.chains.contains_key(*n))
-        .collect();
+    let obsolete: Vec<&'a String> = match scope {
+        None => have
+            .chains
+            .keys()
+            .filter(|n| !want.chains.contains_key(*n))
+            .collect(),
+        Some(t) => t
+            .chains
+            .iter()
+            .filter_map(|n| have.chains.get_key_value(n).map(|(k, _)| k))
+            .filter(|n| !want.chains.contains_key(*n))
+            .collect(),
+    };
     for name in &obsolete {
         if !have.chains[*name].is_empty() {
             ops.push(Op::FlushChain { name });
@@ -173,7 +278,15 @@ pub(crate) fn plan<'a>(
     for name in obsolete {
         ops.push(Op::DelChain { name });
     }
-    for name in have.sets.keys() {
+    let obsolete_sets: Vec<&'a String> = match scope {
+        None => have.sets.keys().collect(),
+        Some(t) => t
+            .sets
+            .keys()
+            .filter_map(|n| have.sets.get_key_value(n).map(|(k, _)| k))
+            .collect(),
+    };
+    for name in obsolete_sets {
         if !want.sets.contains_key(name) {
             ops.push(Op::DelSet { name });
         }
@@ -184,7 +297,7 @@ pub(crate) fn plan<'a>(
 /// Every op needed to create `want` from nothing (after the table itself).
 pub(crate) fn create_all(want: &TableSpec) -> Vec<Op<'_>> {
     static EMPTY: std::sync::LazyLock<TableView> = std::sync::LazyLock::new(TableView::default);
-    match plan(want, &EMPTY) {
+    match plan(want, &EMPTY, None) {
         Ok(ops) => ops,
         Err(_) => unreachable!("an empty view never conflicts"),
     }
@@ -213,7 +326,7 @@ mod tests {
     #[test]
     fn identical_tables_need_nothing() {
         let t = table();
-        assert_eq!(plan(&t, &TableView::of(t.clone())), Ok(vec![]));
+        assert_eq!(plan(&t, &TableView::of(t.clone()), None), Ok(vec![]));
     }
 
     #[test]
@@ -228,7 +341,7 @@ mod tests {
             );
             s.elems.remove(&vec![10, 0, 0, 1]);
         }
-        let ops = plan(&want, &have).expect("plan");
+        let ops = plan(&want, &have, None).expect("plan");
         assert_eq!(ops.len(), 2, "{ops:?}");
         assert!(matches!(&ops[0], Op::DelElems { elems, .. } if elems.len() == 1));
         assert!(matches!(&ops[1], Op::AddElems { elems, .. } if elems.len() == 1));
@@ -247,7 +360,7 @@ mod tests {
                 elems: BTreeMap::new(),
             },
         );
-        let ops = plan(&t, &have).expect("plan");
+        let ops = plan(&t, &have, None).expect("plan");
         let names: Vec<String> = ops
             .iter()
             .map(|o| match o {
@@ -277,7 +390,7 @@ mod tests {
         if let Some(s) = have.sets.get_mut("vr-s-a-4") {
             s.kind = None;
         }
-        assert!(plan(&t, &have).is_err());
+        assert!(plan(&t, &have, None).is_err());
         let all = create_all(&t);
         assert!(matches!(all[0], Op::AddSet { .. }));
         assert!(matches!(all[1], Op::AddChain { .. }));

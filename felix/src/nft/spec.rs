@@ -131,6 +131,8 @@ pub(crate) enum Stmt {
     MarkOr(u32),
     /// `meta mark set meta mark & ~BITS`.
     MarkClear(u32),
+    /// `counter` (packets and bytes, read back by the NAT dataplane).
+    Counter,
 }
 
 /// What a rule does at the end.
@@ -150,6 +152,8 @@ pub(crate) enum Verdict {
     Goto(String),
     /// `iifname|oifname vmap @MAP`.
     Vmap { dir: IfDir, map: String },
+    /// `masquerade` (source NAT to the outgoing interface's address; nat chains only).
+    Masquerade,
 }
 
 /// One rule.
@@ -203,6 +207,7 @@ impl RuleSpec {
                 Stmt::Log(p) => write!(w, "log prefix \"{p}\"")?,
                 Stmt::MarkOr(b) => write!(w, "meta mark set meta mark | 0x{b:08x}")?,
                 Stmt::MarkClear(b) => write!(w, "meta mark set meta mark & 0x{:08x}", !b)?,
+                Stmt::Counter => w.write_str("counter")?,
             }
         }
         if self.verdict != Verdict::Continue {
@@ -216,6 +221,7 @@ impl RuleSpec {
             Verdict::Jump(c) => write!(w, "jump {c}"),
             Verdict::Goto(c) => write!(w, "goto {c}"),
             Verdict::Vmap { dir, map } => write!(w, "{} vmap @{map}", dir.nft()),
+            Verdict::Masquerade => w.write_str("masquerade"),
         }
     }
 }
@@ -354,6 +360,8 @@ pub(crate) enum Hook {
     Forward,
     /// `hook output`.
     Output,
+    /// `type nat hook postrouting priority srcnat + 10` (after kube-proxy's, as Calico).
+    Postrouting,
 }
 
 impl Hook {
@@ -362,6 +370,30 @@ impl Hook {
             Hook::Input => "input",
             Hook::Forward => "forward",
             Hook::Output => "output",
+            Hook::Postrouting => "postrouting",
+        }
+    }
+
+    /// The chain type: `nat` for postrouting, `filter` otherwise.
+    pub(crate) fn chain_type(self) -> &'static str {
+        match self {
+            Hook::Postrouting => "nat",
+            _ => "filter",
+        }
+    }
+
+    /// The chain priority: `filter` (0), or `srcnat + 10` (110) for postrouting.
+    pub(crate) fn priority(self) -> i32 {
+        match self {
+            Hook::Postrouting => 110,
+            _ => 0,
+        }
+    }
+
+    fn priority_text(self) -> &'static str {
+        match self {
+            Hook::Postrouting => "srcnat + 10",
+            _ => "filter",
         }
     }
 
@@ -371,6 +403,7 @@ impl Hook {
             Hook::Input => 1,
             Hook::Forward => 2,
             Hook::Output => 3,
+            Hook::Postrouting => 4,
         }
     }
 }
@@ -378,7 +411,7 @@ impl Hook {
 /// A chain and its rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ChainSpec {
-    /// `Some` for base chains (`type filter hook H priority filter; policy accept`).
+    /// `Some` for base chains (`type T hook H priority P; policy accept`, see [`Hook`]).
     pub(crate) hook: Option<Hook>,
     pub(crate) rules: Vec<RuleSpec>,
 }
@@ -530,8 +563,10 @@ impl TableSpec {
             if let Some(h) = chain.hook {
                 let _ = writeln!(
                     out,
-                    "\t\ttype filter hook {} priority filter; policy accept;",
-                    h.nft()
+                    "\t\ttype {} hook {} priority {}; policy accept;",
+                    h.chain_type(),
+                    h.nft(),
+                    h.priority_text()
                 );
             }
             out.push_str("\t}\n");

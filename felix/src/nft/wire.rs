@@ -202,15 +202,24 @@ pub(super) fn chain_obj(table: &str, name: &str) -> Result<NonNull<sys::nftnl_ch
     }
 }
 
-/// `add chain` (base chains: `type filter hook H priority 0; policy accept`).
+/// `add chain` (base chains: `type filter hook H priority 0; policy accept`, or
+/// `type nat hook postrouting priority 110` — see [`Hook`]).
 pub(crate) fn add_chain(table: &str, name: &str, hook: Option<Hook>) -> Result<Msg, NftError> {
     let c = chain_obj(table, name)?;
     if let Some(h) = hook {
-        // SAFETY: `c` is a valid chain; "filter" is a static C string copied by libnftnl.
+        let chain_type = match h.chain_type() {
+            "nat" => c"nat",
+            _ => c"filter",
+        };
+        // SAFETY: `c` is a valid chain; the type is a static C string copied by libnftnl.
         unsafe {
             sys::nftnl_chain_set_u32(c.as_ptr(), sys::NFTNL_CHAIN_HOOKNUM as u16, h.number());
-            sys::nftnl_chain_set_s32(c.as_ptr(), sys::NFTNL_CHAIN_PRIO as u16, 0);
-            sys::nftnl_chain_set_str(c.as_ptr(), sys::NFTNL_CHAIN_TYPE as u16, c"filter".as_ptr());
+            sys::nftnl_chain_set_s32(c.as_ptr(), sys::NFTNL_CHAIN_PRIO as u16, h.priority());
+            sys::nftnl_chain_set_str(
+                c.as_ptr(),
+                sys::NFTNL_CHAIN_TYPE as u16,
+                chain_type.as_ptr(),
+            );
             sys::nftnl_chain_set_u32(c.as_ptr(), sys::NFTNL_CHAIN_POLICY as u16, NF_ACCEPT as u32);
         }
     }
@@ -526,6 +535,8 @@ impl RuleBuilder {
                 self.bitwise(!bits, 0)?;
                 self.meta_set(NFT_META_MARK, REG_1)
             }
+            // A fresh counter starts at zero.
+            Stmt::Counter => self.expr(c"counter", |_| {}),
         }
     }
 
@@ -575,6 +586,8 @@ pub(crate) fn add_rule(table: &str, chain: &str, spec: &RuleSpec) -> Result<Msg,
             b.ifname(*dir, REG_1)?;
             b.lookup(map, false, true)?;
         }
+        // No attributes: the outgoing interface's primary address, any port.
+        Verdict::Masquerade => b.expr(c"masq", |_| {})?,
     }
     b.comment(&spec.comment)?;
     Ok(msg)

@@ -183,3 +183,160 @@ fn go_durations() {
 fn unknown_node_has_no_speaker() {
     assert!(state().desired("nobody").is_none());
 }
+
+const RR_YAML: &str = r#"
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: rr1, labels: {route-reflector: "true"}}
+spec: {bgp: {ipv4Address: 10.0.1.1/24, routeReflectorClusterID: 224.0.0.1}}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: rr2, labels: {route-reflector: "true"}}
+spec: {bgp: {ipv4Address: 10.0.1.2/24, routeReflectorClusterID: 224.0.0.1}}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: n1}
+spec: {bgp: {ipv4Address: 10.0.1.11/24}}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: n2}
+spec: {bgp: {ipv4Address: 10.0.1.12/24}}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: default}
+spec: {nodeToNodeMeshEnabled: false}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: peer-with-route-reflectors}
+spec: {nodeSelector: all(), peerSelector: "route-reflector == 'true'"}
+"#;
+
+fn rr_state() -> ClusterState {
+    let mut state = ClusterState::default();
+    for resource in parse_documents(RR_YAML).unwrap() {
+        let key = resource_key(resource.kind().plural(), None, resource.name());
+        state.resource(&key, Some(resource));
+    }
+    state
+}
+
+#[test]
+fn node_with_cluster_id_reflects_for_peers_outside_its_cluster() {
+    let d = rr_state().desired("rr1").unwrap();
+    assert_eq!(d.cluster_id, Some(Ipv4Addr::new(224, 0, 0, 1)));
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    // The peerSelector picks rr1, so rr1 peers with every node the nodeSelector picks.
+    let clients: Vec<IpAddr> = d
+        .peers
+        .values()
+        .filter(|p| p.route_reflector_client)
+        .map(|p| p.address)
+        .collect();
+    assert_eq!(clients, vec![ip("10.0.1.11"), ip("10.0.1.12")]);
+    // The other reflector of the same cluster is a non-client.
+    assert!(!d.peers[&ip("10.0.1.2")].route_reflector_client);
+    assert_eq!(d.peers.len(), 3);
+}
+
+#[test]
+fn ordinary_nodes_without_mesh_peer_only_with_reflectors() {
+    let d = rr_state().desired("n1").unwrap();
+    assert_eq!(d.cluster_id, None);
+    let peers: Vec<IpAddr> = d.peers.keys().copied().collect();
+    assert_eq!(
+        peers,
+        vec![
+            "10.0.1.1".parse::<IpAddr>().unwrap(),
+            "10.0.1.2".parse().unwrap()
+        ]
+    );
+    assert!(d.peers.values().all(|p| !p.route_reflector_client));
+}
+
+/// A secret source over a map (`name/key` → password); absent entries are missing files.
+#[derive(Debug)]
+struct MapSecrets(BTreeMap<String, String>);
+
+impl SecretSource for MapSecrets {
+    fn password(&self, reference: &SecretRef) -> Result<Option<String>, SecretError> {
+        match self.0.get(&reference.to_string()) {
+            Some(p) => Ok(Some(p.clone())),
+            None if reference.optional => Ok(None),
+            None => Err(SecretError::Missing {
+                path: std::path::PathBuf::from(format!("/secrets/{reference}")),
+            }),
+        }
+    }
+}
+
+fn with_passwords() -> ClusterState {
+    let mut s = state();
+    let extra = r#"
+apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: default}
+spec: {asNumber: 65000, nodeMeshPassword: {secretKeyRef: {name: bgp, key: mesh}}}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: only-c}
+spec: {node: c, peerIP: 10.0.0.253, asNumber: 65200, password: {secretKeyRef: {name: bgp, key: tor}}}
+"#;
+    for resource in parse_documents(extra).unwrap() {
+        let key = resource_key(resource.kind().plural(), None, resource.name());
+        s.resource(&key, Some(resource));
+    }
+    s
+}
+
+#[test]
+fn secret_refs_follow_the_resource_that_made_each_peer() {
+    let d = with_passwords().desired("c").unwrap();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert_eq!(d.secrets[&ip("10.0.0.1")].to_string(), "bgp/mesh");
+    assert_eq!(d.secrets[&ip("10.0.0.253")].to_string(), "bgp/tor");
+    // tor-r1 (no password) replaced nothing of the mesh but added 10.0.0.254 without one.
+    assert!(!d.secrets.contains_key(&ip("10.0.0.254")));
+    assert!(
+        d.peers.values().all(|p| p.password.is_none()),
+        "pure: unresolved"
+    );
+}
+
+#[test]
+fn unreadable_passwords_keep_the_peer_down_until_they_appear() {
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let desired = with_passwords().desired("c").unwrap();
+    let mut failures = BTreeMap::new();
+    let only_mesh = MapSecrets(BTreeMap::from([("bgp/mesh".into(), "m3sh".into())]));
+    let d = resolve_passwords(desired.clone(), Some(&only_mesh), &mut failures);
+    assert_eq!(d.peers[&ip("10.0.0.1")].password.as_deref(), Some("m3sh"));
+    assert!(!d.peers.contains_key(&ip("10.0.0.253")), "fail closed");
+    assert!(
+        d.peers.contains_key(&ip("10.0.0.254")),
+        "no password needed"
+    );
+    assert_eq!(
+        failures[&ip("10.0.0.253")].to_string(),
+        "/secrets/bgp/tor: not found"
+    );
+    let both = MapSecrets(BTreeMap::from([
+        ("bgp/mesh".into(), "m3sh".into()),
+        ("bgp/tor".into(), "t0r".into()),
+    ]));
+    let d = resolve_passwords(desired.clone(), Some(&both), &mut failures);
+    assert_eq!(d.peers[&ip("10.0.0.253")].password.as_deref(), Some("t0r"));
+    assert!(failures.is_empty());
+    let d = resolve_passwords(desired, None, &mut failures);
+    assert!(
+        !d.peers.contains_key(&ip("10.0.0.1")),
+        "no source: not started"
+    );
+    // Mesh to a and b (IPv4), to a over IPv6, and the ToR with its own secret.
+    assert_eq!(failures.len(), 4, "{failures:?}");
+}

@@ -1,0 +1,198 @@
+//! Convergence benchmark on the lab (`cli::lab`): a 10-node cluster (real etcd, `vrouterd` in
+//! node namespaces on a bridge), 100 pods created one after the other on node A through
+//! `vrouter-cni`; for each, the time until node B's kernel has a route to it. Then the same
+//! with the node-to-node mesh off and one `vrouter-reflector`. Also the resident memory of
+//! node A's `vrouterd` with 100 local endpoints (and of an idle node's, for comparison).
+//!
+//! The pool's block size is 32, so every pod is its own IPAM block and every pod makes node
+//! B install a new BGP route (with Calico's /26 blocks only the first pod of a block would).
+//! Node B's routes are watched with `ip -n B monitor route`; each line is timestamped when it
+//! arrives (no polling). Latency is measured from CNI ADD returning (goal p99 < 50 ms) and,
+//! for context, from CNI ADD starting (a route may be installed before ADD even returns: the
+//! block claim in etcd is what the nodes react to).
+//!
+//! Needs root. Builds the release binaries first (`cargo build --release --bins` of the node,
+//! cni, cli and reflector crates; a no-op when fresh).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cli::lab::{Lab, LabSpec};
+
+const NODES: usize = 10;
+const PODS: usize = 100;
+const NODE_A: usize = 0;
+const NODE_B: usize = 5;
+const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn release_dir() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--bins"])
+        .args(["-p", "node", "-p", "cni", "-p", "cli", "-p", "reflector"])
+        .status()
+        .expect("run cargo build for the binaries");
+    assert!(status.success(), "building the binaries failed");
+    let exe = std::env::current_exe().expect("current exe");
+    let target = exe
+        .ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "target"))
+        .expect("running from a target directory")
+        .join("release");
+    assert!(target.join("vrouterd").is_file(), "{}", target.display());
+    target
+}
+
+/// Route events in one namespace: (arrival instant, destination) of every added route.
+struct Monitor {
+    child: std::process::Child,
+    events: mpsc::Receiver<(Instant, String)>,
+    seen: BTreeMap<String, Instant>,
+}
+
+impl Monitor {
+    fn start(ns: &str) -> Monitor {
+        let mut child = Command::new("ip")
+            .args(["-n", ns, "monitor", "route"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ip monitor");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let at = Instant::now();
+                if line.starts_with("Deleted") {
+                    continue;
+                }
+                let dst = line.split_whitespace().next().unwrap_or("").to_string();
+                let dst = dst.trim_end_matches("/32").to_string();
+                if tx.send((at, dst)).is_err() {
+                    break;
+                }
+            }
+        });
+        Monitor {
+            child,
+            events,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// When a route to `ip` was first added (waiting for it).
+    fn wait_for(&mut self, ip: Ipv4Addr) -> Instant {
+        let key = ip.to_string();
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        loop {
+            if let Some(at) = self.seen.get(&key) {
+                return *at;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok((at, dst)) => {
+                    self.seen.entry(dst).or_insert(at);
+                }
+                Err(_) => panic!("no route to {ip} on node B within {EVENT_TIMEOUT:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}
+
+fn run(name: &str, label: &str, reflectors: usize, bin_dir: &Path) {
+    let mut spec = LabSpec::new(name, NODES, 0);
+    spec.reflectors = reflectors;
+    spec.block_size = 32;
+    spec.bin_dir = Some(bin_dir.to_path_buf());
+    let mut lab = Lab::up(&spec).expect("lab up");
+    let node_b = lab.state().nodes[NODE_B].name.clone();
+    let mut monitor = Monitor::start(&node_b);
+
+    // Warm-up: sessions established and one route through end to end.
+    let (warm, _) = lab.add_pod_with(NODE_A, false).expect("pod");
+    monitor.wait_for(warm.ip.expect("ip"));
+
+    let (mut from_return, mut from_start, mut add) = (Vec::new(), Vec::new(), Vec::new());
+    let mut early = 0;
+    for _ in 0..PODS {
+        let start = Instant::now();
+        let (pod, added) = lab.add_pod_with(NODE_A, false).expect("pod");
+        let routed = monitor.wait_for(pod.ip.expect("ip"));
+        if routed < added {
+            early += 1;
+        }
+        from_return.push(routed.saturating_duration_since(added));
+        from_start.push(routed.saturating_duration_since(start));
+        add.push(added.saturating_duration_since(start));
+    }
+    add.sort();
+    from_return.sort();
+    from_start.sort();
+    println!(
+        "convergence {label:<26} ADD return -> route on B: p50 {:>6.1} ms  p90 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms  ({early}/{PODS} routed before ADD returned)",
+        ms(percentile(&from_return, 0.5)),
+        ms(percentile(&from_return, 0.9)),
+        ms(percentile(&from_return, 0.99)),
+        ms(*from_return.last().expect("samples")),
+    );
+    println!(
+        "convergence {label:<26} ADD start  -> route on B: p50 {:>6.1} ms  p90 {:>6.1} ms  p99 {:>6.1} ms",
+        ms(percentile(&from_start, 0.5)),
+        ms(percentile(&from_start, 0.9)),
+        ms(percentile(&from_start, 0.99)),
+    );
+    println!(
+        "convergence {label:<26} CNI ADD itself (netns + plugin): p50 {:>6.1} ms  p90 {:>6.1} ms  p99 {:>6.1} ms",
+        ms(percentile(&add, 0.5)),
+        ms(percentile(&add, 0.9)),
+        ms(percentile(&add, 0.99)),
+    );
+    let a = lab.daemon_pid(NODE_A).expect("vrouterd on A");
+    let idle = lab.daemon_pid(NODE_B).expect("vrouterd on B");
+    println!(
+        "vrouterd RSS {label:<26} node A with {} local endpoints: {:.1} MiB; node B (none): {:.1} MiB",
+        PODS + 1,
+        rss_kib(a) as f64 / 1024.0,
+        rss_kib(idle) as f64 / 1024.0,
+    );
+    drop(monitor);
+    lab.down().expect("lab down");
+}
+
+fn main() {
+    let bin_dir = release_dir();
+    let pid = std::process::id() % 10_000;
+    run(&format!("vb-m{pid}"), "mesh (10 nodes)", 0, &bin_dir);
+    run(&format!("vb-r{pid}"), "1 reflector, mesh off", 1, &bin_dir);
+}
