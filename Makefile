@@ -8,7 +8,7 @@ DEB_BUILD := pkg-config libnftnl-dev libmnl-dev protobuf-compiler libprotobuf-de
 # Run: what the binaries link against and call.
 DEB_RUN := libnftnl11 libmnl0 nftables iproute2
 # Test, demo and bench: real etcd, BGP peers, traffic tools.
-DEB_TEST := etcd-server etcd-client bird2 gobgpd frr iperf3 iputils-ping ethtool procps util-linux tmux
+DEB_TEST := etcd-server etcd-client bird2 gobgpd frr iperf3 iputils-ping ethtool procps util-linux tmux tcpdump
 DEBS := $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
 .PHONY: deps build test lint fmt bench fuzz clean-test-leftovers demo

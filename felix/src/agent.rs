@@ -7,7 +7,7 @@
 //!  │ Store::connect (retry)           │ Input   │ current_thread runtime (timers only)   │
 //!  │ Syncer /vrouter/resources/ ──────┼──mpsc──▶│ calc ─▶ sequencer ─▶ managers ─▶ kernel│
 //!  │ Syncer /vrouter/ipam/blocks/ ────┤         │  nft policy+NAT, sysctls, MTU, routes  │
-//!  │ Syncer /vrouter/ipam/affinity/n/ ┘         │ resync timer (default 90 s)            │
+//!  │ Syncer /vrouter/ipam/affinity/n/ ┘         │ VXLAN VTEP, resync timer (90 s)        │
 //!  └──────────────────────────────────┘         └───────────────────────────────────────┘
 //! ```
 //!
@@ -41,10 +41,12 @@ use tracing::{debug, info, warn};
 use crate::calc::nat::{NatCalc, NatDesired};
 use crate::calc::{self, Calc, Output, Value};
 use crate::driver::routes::RouteError;
+use crate::driver::vxlan::{VtepError, VtepReport};
 use crate::manager::endpoints::EndpointManager;
 use crate::manager::mtu::MtuManager;
 use crate::manager::policy::{PolicyManager, PolicyPlane, PolicyPlaneError};
 use crate::manager::routes::RouteManager;
+use crate::manager::vtep::VtepManager;
 use crate::metrics::{IpFamily, Metrics, Part};
 use crate::nft::{NatCounters, NatDataplane, NatState, NftError};
 use crate::sequencer::Sequencer;
@@ -90,6 +92,9 @@ pub enum AgentError {
     /// The route driver could not start.
     #[error(transparent)]
     Route(#[from] RouteError),
+    /// The VTEP driver could not start.
+    #[error("VXLAN driver: {0}")]
+    Vtep(#[from] VtepError),
     /// The policy dataplane could not start.
     #[error(transparent)]
     Policy(#[from] PolicyPlaneError),
@@ -448,6 +453,7 @@ struct Dataplane {
     calc: Calc,
     sequencer: Sequencer,
     routes: RouteManager,
+    vtep: VtepManager,
     endpoints: EndpointManager,
     mtu: MtuManager,
     policy: Option<PolicyManager>,
@@ -473,6 +479,7 @@ impl Dataplane {
             calc: Calc::new(node),
             sequencer: Sequencer::new(),
             routes: RouteManager::new()?,
+            vtep: VtepManager::new()?,
             endpoints: EndpointManager::new(),
             mtu: MtuManager::new(),
             policy,
@@ -565,6 +572,7 @@ impl Dataplane {
 
     fn has_pending_work(&self) -> bool {
         self.routes.has_pending_work()
+            || self.vtep.has_pending_work()
             || self.endpoints.has_pending_work()
             || self.mtu.has_pending_work()
             || (self.seen_in_sync && self.policy.as_ref().is_some_and(|p| p.has_pending_work()))
@@ -588,6 +596,7 @@ impl Dataplane {
                     self.seen_in_sync = true;
                     self.sequencer.set_in_sync();
                     self.routes.set_in_sync();
+                    self.vtep.set_in_sync();
                 }
             }
         }
@@ -595,6 +604,7 @@ impl Dataplane {
 
     fn request_resync(&mut self) {
         self.routes.request_resync();
+        self.vtep.request_resync();
         self.endpoints.request_resync();
         self.mtu.request_resync();
         if let Some(p) = &mut self.policy {
@@ -620,6 +630,7 @@ impl Dataplane {
                 other => {
                     self.endpoints.on_update(&other);
                     self.mtu.on_update(&other);
+                    self.vtep.on_update(&other);
                     self.routes.on_update(&other);
                 }
             }
@@ -678,6 +689,13 @@ impl Dataplane {
             self.repaired("mtu", report.changed);
             self.kernel_error("mtu", report.errors);
         }
+        // VTEP additions before the routes through it; its removals after the routes.
+        if self.vtep.has_pending_work() {
+            let start = Instant::now();
+            let result = self.vtep.apply_additions();
+            self.observe("vtep", start);
+            self.vtep_applied(result);
+        }
         if self.routes.has_pending_work() {
             let start = Instant::now();
             let result = self.routes.apply();
@@ -696,10 +714,32 @@ impl Dataplane {
                 }
             }
         }
+        if self.vtep.has_pending_work() {
+            let start = Instant::now();
+            let result = self.vtep.apply();
+            self.observe("vtep", start);
+            self.vtep_applied(result);
+        }
         if self.seen_in_sync && !self.status.in_sync() {
             self.status.in_sync.store(true, Ordering::Release);
         }
         self.status.applies.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn vtep_applied(&self, result: Result<VtepReport, VtepError>) {
+        match result {
+            Ok(report) => {
+                if report.changes > 0 || report.adopted > 0 {
+                    debug!(?report, "VTEP applied");
+                }
+                self.repaired("vtep", report.repaired);
+                self.kernel_error("vtep", report.errors);
+            }
+            Err(error) => {
+                warn!(%error, "VTEP apply failed; retrying");
+                self.kernel_error("vtep", 1);
+            }
+        }
     }
 
     /// New pools, nodes or MTU settings: the NAT sets and the MTU ceilings.

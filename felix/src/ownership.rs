@@ -9,6 +9,7 @@
 //! | routes learned over BGP | route protocol [`ROUTE_PROTO_BGP`] (81) in [`ROUTE_TABLE_MAIN`] |
 //! | nftables rules, sets, maps | everything in table [`NFT_FAMILY`] [`NFT_TABLE`] (`inet vrouter`) |
 //! | host-side workload veths | name prefix [`HOST_VETH_PREFIX`] (`vr` + 11 hex digits of a hash of the endpoint id) |
+//! | the VXLAN tunnel endpoint, its address, neighbours and FDB entries | device name [`VXLAN_DEVICE`] (everything on it is ours) |
 //!
 //! The veth name ([`host_veth_name`]) and the agent's route protocol live in
 //! `datastore::ipam::workload` because the CNI plugin (which creates the veth and the pod's host
@@ -25,6 +26,9 @@ const _: () = assert!(ROUTE_PROTO_AGENT != ROUTE_PROTO_BGP);
 
 /// Route protocol of routes the BGP speaker installs (best paths learned from peers).
 pub const ROUTE_PROTO_BGP: u8 = 81;
+
+/// Name of the VXLAN device (Calico's is `vxlan.calico`).
+pub const VXLAN_DEVICE: &str = "vxlan.vrouter";
 
 /// The routing table both protocols use (`main`).
 pub const ROUTE_TABLE_MAIN: u32 = 254;

@@ -7,8 +7,13 @@
 //! 1. policy (IP sets, then chains: one [`Output::Policy`] carries both, and the nftables
 //!    dataplane writes sets before the chains that reference them in one atomic batch);
 //! 2. endpoint additions and updates;
-//! 3. route additions and updates;
-//! 4. route removals, then endpoint removals (reverse order), only once in sync.
+//! 3. the VTEP state ([`Output::Vtep`]: VXLAN device and remote VTEPs; before the routes
+//!    through it, calico.md §1.1 "VTEP adds before route adds");
+//! 4. route additions and updates;
+//! 5. route removals, then endpoint removals (reverse order), only once in sync.
+//!
+//! The VTEP state is one whole value (the newest wins); the VTEP driver itself holds back
+//! removing stale VTEP entries until InSync and runs after route removals are applied.
 //!
 //! Before the first InSync the datastore listing is incomplete: "absent" may only mean "not
 //! listed yet", so removals stay queued (a later update for the same key replaces them).
@@ -18,12 +23,14 @@ use std::collections::BTreeMap;
 use ipnetwork::IpNetwork;
 use policy::model::EndpointId;
 
+use crate::calc::vxlan::VxlanDesired;
 use crate::calc::{LocalEndpoint, Output, PolicyDesired, RouteDesire};
 
 /// Coalescing, ordering and the in-sync gate.
 #[derive(Debug, Default)]
 pub struct Sequencer {
     policy: Option<Box<PolicyDesired>>,
+    vtep: Option<VxlanDesired>,
     endpoints: BTreeMap<EndpointId, Option<LocalEndpoint>>,
     routes: BTreeMap<IpNetwork, Option<RouteDesire>>,
     in_sync: bool,
@@ -53,6 +60,7 @@ impl Sequencer {
             Output::Route { dst, target } => {
                 self.routes.insert(dst, target);
             }
+            Output::Vtep(v) => self.vtep = Some(v),
         }
     }
 
@@ -68,7 +76,10 @@ impl Sequencer {
 
     /// Number of queued changes (including held removals).
     pub fn pending(&self) -> usize {
-        usize::from(self.policy.is_some()) + self.endpoints.len() + self.routes.len()
+        usize::from(self.policy.is_some())
+            + usize::from(self.vtep.is_some())
+            + self.endpoints.len()
+            + self.routes.len()
     }
 
     /// Takes what may be applied now, in dependency order. Held removals stay queued.
@@ -88,6 +99,9 @@ impl Sequencer {
                 }),
                 None => endpoint_removals.push(id),
             }
+        }
+        if let Some(v) = self.vtep.take() {
+            out.push(Output::Vtep(v));
         }
         let mut route_removals = Vec::new();
         for (dst, target) in routes {
@@ -155,6 +169,7 @@ mod tests {
                 Output::Route { dst, target } => {
                     format!("route {dst} {}", if target.is_some() { "+" } else { "-" })
                 }
+                Output::Vtep(_) => "vtep".to_string(),
             })
             .collect()
     }
@@ -211,11 +226,13 @@ mod tests {
             endpoint: Some(ep("a")),
         });
         s.push(policy());
+        s.push(Output::Vtep(VxlanDesired::default()));
         assert_eq!(
             describe(&s.flush()),
             [
                 "policy",
                 "ep a +",
+                "vtep",
                 "route 10.0.0.1/32 +",
                 "route 10.0.0.9/32 -",
                 "ep gone -"

@@ -350,3 +350,27 @@ fn gateway_and_multipath_routes_are_adopted_and_swept_after_sync() {
     assert_eq!(table.apply().unwrap().repaired, 1);
     assert!(proto81(&ns).contains("10.90.1.0/26 via 10.80.0.2"));
 }
+
+#[test]
+fn a_prefix_another_protocol_hands_over_is_taken_within_a_few_applies() {
+    let ns = node();
+    // BGP (protocol 81) still holds the prefix when the agent wants it (a pool turned VXLAN).
+    ns.ip(&["route", "add", "10.73.0.0/26", "dev", IFACE, "proto", "81"])
+        .unwrap();
+    let mut table = table_in(&ns);
+    table.set_in_sync();
+    table.set_route(net("10.73.0.0/26"), RouteTarget::Blackhole);
+    let report = table.apply().unwrap();
+    assert_eq!(report.conflicts, 1, "{report:?}");
+    assert!(
+        table.has_pending_work(),
+        "a conflict is retried without waiting for resync"
+    );
+    // The other owner lets go; the next apply (no resync) takes the prefix.
+    ns.ip(&["route", "del", "10.73.0.0/26", "proto", "81"])
+        .unwrap();
+    let report = table.apply().unwrap();
+    assert_eq!(report.added, 1, "{report:?}");
+    assert!(proto80(&ns).contains("blackhole 10.73.0.0/26"));
+    assert!(!table.has_pending_work());
+}

@@ -105,6 +105,11 @@ pub struct Cli {
     /// Routes only: no nftables policy.
     #[arg(long, env = "VROUTER_NO_POLICY")]
     pub no_policy: bool,
+    /// How pod routes reach other nodes (Calico's CALICO_NETWORKING_BACKEND): bgp (the BGP
+    /// speaker, plus VXLAN for pools that ask for it), vxlan (no BGP: VXLAN pools only) or
+    /// none (no BGP, no tunnel address) [default: bgp].
+    #[arg(long, env = "VROUTER_NETWORKING_BACKEND", value_name = "BACKEND")]
+    pub networking_backend: Option<String>,
 }
 
 /// One setting, named the same way in every source.
@@ -148,11 +153,13 @@ pub enum Key {
     SecretsDir,
     /// `--no-policy`.
     NoPolicy,
+    /// `--networking-backend`.
+    NetworkingBackend,
 }
 
 impl Key {
     /// Every key, in flag order.
-    pub const ALL: [Key; 19] = [
+    pub const ALL: [Key; 20] = [
         Key::NodeName,
         Key::Ipv4,
         Key::Ipv4Autodetect,
@@ -172,6 +179,7 @@ impl Key {
         Key::LogLevel,
         Key::SecretsDir,
         Key::NoPolicy,
+        Key::NetworkingBackend,
     ];
 
     /// The flag without its dashes (`etcd-ca-file`).
@@ -196,6 +204,7 @@ impl Key {
             Key::LogLevel => "log-level",
             Key::SecretsDir => "secrets-dir",
             Key::NoPolicy => "no-policy",
+            Key::NetworkingBackend => "networking-backend",
         }
     }
 
@@ -402,6 +411,29 @@ pub enum CtlLayout {
     Bird1,
 }
 
+/// How pod traffic reaches other nodes (Calico's `CALICO_NETWORKING_BACKEND`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The BGP speaker runs; pools with `vxlanMode` are tunnelled by the agent.
+    Bgp,
+    /// No BGP speaker: only VXLAN pools reach other nodes.
+    Vxlan,
+    /// Neither BGP nor a tunnel address (policy only).
+    None,
+}
+
+impl Backend {
+    /// Whether the BGP speaker runs.
+    pub fn bgp(self) -> bool {
+        self == Backend::Bgp
+    }
+
+    /// Whether this node gets a VXLAN tunnel address when a pool needs one.
+    pub fn tunnel(self) -> bool {
+        self != Backend::None
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -444,6 +476,8 @@ pub struct Config {
     pub secrets_dir: PathBuf,
     /// Enforce policy with nftables.
     pub policy: bool,
+    /// Networking backend.
+    pub backend: Backend,
     /// Every value that did not come from a default, for the start-up log.
     pub given: Vec<Sourced>,
 }
@@ -500,6 +534,7 @@ fn from_command_line(args: &[OsString]) -> Result<(PathBuf, bool, Vec<Sourced>),
             Key::LogLevel => cli.log_level.clone(),
             Key::SecretsDir => cli.secrets_dir.clone(),
             Key::NoPolicy => Some(cli.no_policy.to_string()),
+            Key::NetworkingBackend => cli.networking_backend.clone(),
         };
         if let Some(value) = value {
             values.push(Sourced { key, origin, value });
@@ -703,7 +738,17 @@ pub fn resolve(
             !parse_bool(&given.value).ok_or_else(|| invalid(given, "expected true or false"))?
         }
     };
+    let backend = match get(Key::NetworkingBackend) {
+        None => Backend::Bgp,
+        Some(given) => match given.value.trim() {
+            "bgp" | "bird" => Backend::Bgp,
+            "vxlan" => Backend::Vxlan,
+            "none" => Backend::None,
+            _ => return Err(invalid(given, "expected bgp, vxlan or none")),
+        },
+    };
     Ok(Config {
+        backend,
         config_path,
         node_name,
         ipv4,

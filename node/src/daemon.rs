@@ -2,8 +2,9 @@
 //!
 //! ```text
 //!  start: metrics endpoint → node addresses (autodetect) → etcd (retry with backoff)
-//!         → Node registration (CAS) → liveness lease → felix Agent (own threads)
-//!         → ClusterAgent (BGP speaker, same runtime) → "vrouterd ready"
+//!         → Node registration (CAS) → liveness lease → VXLAN tunnel address loop
+//!         → felix Agent (own threads) → ClusterAgent (BGP speaker, same runtime; not with
+//!         --networking-backend vxlan|none) → "vrouterd ready"
 //!  SIGHUP: re-read file + environment; apply log level, metrics address, addresses/AS/RR id
 //!          (Node update); log what needs a restart
 //!  SIGTERM/SIGINT: speaker stops as a restarting speaker (no NOTIFICATION, routes stay),
@@ -41,6 +42,7 @@ use crate::metrics_http::{Exporter, MetricsServer};
 use crate::registration::{
     self, LIVENESS_TTL, Liveness, LivenessRecord, Registered, Registration, RegistrationError,
 };
+use crate::tunnel::TunnelAllocator;
 
 /// Longest pause between etcd connection attempts at start.
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -177,7 +179,10 @@ struct Daemon {
     store: Store,
     registration: Registration,
     liveness: Option<Liveness>,
+    tunnel: Option<TunnelAllocator>,
     cluster: Option<ClusterAgent>,
+    /// Without BGP: the control socket's speaker handle that never comes.
+    no_speaker: Option<tokio::sync::watch::Sender<Option<SpeakerHandle>>>,
     control: Option<CtlServer>,
     backend: Option<Arc<NodeBackend>>,
     felix_in_sync: Arc<AtomicBool>,
@@ -228,15 +233,27 @@ pub async fn run(args: Vec<OsString>, config: Config, logs: LogHandle) -> Result
         store,
         registration,
         liveness: Some(liveness),
+        tunnel: None,
         cluster: None,
+        no_speaker: None,
         control: None,
         backend: None,
         felix_in_sync: Arc::new(AtomicBool::new(false)),
         started,
     };
     let result = async {
+        if daemon.config.backend.tunnel() {
+            daemon.tunnel = Some(TunnelAllocator::spawn(
+                daemon.store.clone(),
+                daemon.config.node_name.clone(),
+            ));
+        }
         daemon.start_agent().await?;
-        daemon.start_speaker().await;
+        if daemon.config.backend.bgp() {
+            daemon.start_speaker().await;
+        } else {
+            info!(backend = ?daemon.config.backend, "networking backend without BGP: no speaker");
+        }
         daemon.start_control().await?;
         daemon.serve(&mut signals).await
     }
@@ -300,10 +317,15 @@ impl Daemon {
     }
 
     async fn start_control(&mut self) -> Result<(), DaemonError> {
-        let Some(cluster) = &self.cluster else {
-            return Ok(());
+        let handles = match &self.cluster {
+            Some(cluster) => cluster.handles(),
+            None => {
+                let (tx, rx) = tokio::sync::watch::channel(None);
+                self.no_speaker = Some(tx);
+                rx
+            }
         };
-        let speaker = SpeakerBackend::new("vrouterd", env!("CARGO_PKG_VERSION"), cluster.handles());
+        let speaker = SpeakerBackend::new("vrouterd", env!("CARGO_PKG_VERSION"), handles);
         let backend = Arc::new(NodeBackend::new(speaker, Arc::clone(&self.felix_in_sync)));
         let options = CtlOptions {
             layout: match self.config.ctl_layout {
@@ -378,7 +400,9 @@ impl Daemon {
                     }
                     if !ready {
                         let ctl = self.control.is_some();
-                        let bgp = speaker.is_some() || self.registration.ipv4.is_none();
+                        let bgp = speaker.is_some()
+                            || self.registration.ipv4.is_none()
+                            || !self.config.backend.bgp();
                         if felix && bgp && ctl {
                             ready = true;
                             self.shared.ready.store(true, Ordering::Release);
@@ -430,6 +454,7 @@ impl Daemon {
             (Key::LogFormat, new.log_format != old.log_format),
             (Key::NoPolicy, new.policy != old.policy),
             (Key::SecretsDir, new.secrets_dir != old.secrets_dir),
+            (Key::NetworkingBackend, new.backend != old.backend),
         ];
         for (key, changed) in restart_needed {
             if changed {
@@ -486,6 +511,7 @@ impl Daemon {
             log_format: old.log_format,
             policy: old.policy,
             secrets_dir: old.secrets_dir,
+            backend: old.backend,
             ..new
         };
     }
@@ -507,6 +533,9 @@ impl Daemon {
                 Ok(Err(error)) => warn!(%error, "felix agent did not stop cleanly"),
                 Err(_) => warn!("felix agent stop panicked"),
             }
+        }
+        if let Some(tunnel) = self.tunnel.take() {
+            tunnel.stop().await;
         }
         if let Some(liveness) = self.liveness.take() {
             // A stop is usually a restart: let the record expire with its lease.

@@ -6,6 +6,7 @@
 //! | [`config`] | flags, `VROUTER_*` environment, YAML file → one validated [`config::Config`] |
 //! | [`autodetect`] | the node's IPv4/IPv6 address (Calico's methods), explained in the log |
 //! | [`registration`] | the `Node` resource (owned fields, CAS) and the liveness lease |
+//! | [`tunnel`] | the VXLAN tunnel address (IPAM handle `vxlan-tunnel-addr-<node>`) and the Node's VTEP fields |
 //! | [`control`] | the control socket's backend (BIRD protocol, `bgp::ctl`) with a felix row |
 //! | [`kernel_state`] | what a previous instance left in the kernel (graceful restart) |
 //! | [`metrics`] | vrouterd's Prometheus metrics (BGP, process, build) next to felix's |
@@ -22,3 +23,4 @@ pub mod logging;
 pub mod metrics;
 pub mod metrics_http;
 pub mod registration;
+pub mod tunnel;

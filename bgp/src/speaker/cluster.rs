@@ -11,7 +11,11 @@
 //!   `asNumber`, or `peerSelector` (every matching node, at its own AS); `keepaliveTime`,
 //!   `maxRestartTime`, `ttlSecurity`, `nextHopMode: Self`;
 //! - originate: every IPAM block affine to this node, plus `/32`s (`/128`s) this node
-//!   borrowed from other nodes' blocks.
+//!   borrowed from other nodes' blocks;
+//! - FIB exclusions: the CIDRs of IPv4 IPPools whose `vxlanMode` is `Always` or
+//!   `CrossSubnet`. Routes inside them stay in the Loc-RIB (and are still advertised) but are
+//!   not installed into the kernel: the node agent owns every route of a VXLAN pool (tunnel
+//!   and same-subnet alike), so each route has one owner (ARCHITECTURE.md).
 //!
 //! Route reflection (Calico semantics): a node with `spec.bgp.routeReflectorClusterID` is a
 //! reflector with that cluster id, and its iBGP peers that are not nodes with the same
@@ -41,7 +45,7 @@ use datastore::ipam::ATTR_NODE;
 use datastore::ipam::block::AllocationBlock;
 use datastore::keys::{IPAM_BLOCKS, RESOURCES, parse_resource_key};
 use datastore::resource::bgp::NextHopMode;
-use datastore::resource::{BgpConfiguration, BgpPeer, Node, Resource};
+use datastore::resource::{BgpConfiguration, BgpPeer, IpPool, Node, Resource};
 use datastore::syncer::{SyncEvent, SyncStatus, Syncer};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -74,6 +78,8 @@ pub struct Desired {
     pub cluster_id: Option<Ipv4Addr>,
     /// Peers whose TCP-MD5 password comes from a secret (resolved by the agent).
     pub secrets: BTreeMap<IpAddr, SecretRef>,
+    /// Prefixes whose routes are not installed (the VXLAN pools; the agent routes them).
+    pub fib_exclude: BTreeSet<Prefix>,
 }
 
 fn secret_ref(password: Option<&datastore::resource::bgp::BgpPassword>) -> Option<SecretRef> {
@@ -92,31 +98,42 @@ pub struct ClusterState {
     peers: BTreeMap<String, BgpPeer>,
     configs: BTreeMap<String, BgpConfiguration>,
     blocks: BTreeMap<String, AllocationBlock>,
+    pools: BTreeMap<String, IpPool>,
 }
 
 impl ClusterState {
     /// Applies a resource update (`None`: the key is gone).
     pub fn resource(&mut self, key: &str, value: Option<Resource>) {
-        let Some(name) = parse_resource_key(key) else {
+        let Some(k) = parse_resource_key(key) else {
             return;
         };
-        let name = name.name;
-        match value {
-            Some(Resource::Node(n)) => {
+        let name = k.name;
+        match (k.plural.as_str(), value) {
+            ("nodes", Some(Resource::Node(n))) => {
                 self.nodes.insert(name, n);
             }
-            Some(Resource::BgpPeer(p)) => {
+            ("bgppeers", Some(Resource::BgpPeer(p))) => {
                 self.peers.insert(name, p);
             }
-            Some(Resource::BgpConfiguration(c)) => {
+            ("bgpconfigurations", Some(Resource::BgpConfiguration(c))) => {
                 self.configs.insert(name, c);
             }
-            Some(_) => {}
-            None => {
+            ("ippools", Some(Resource::IpPool(p))) => {
+                self.pools.insert(name, p);
+            }
+            ("nodes", _) => {
                 self.nodes.remove(&name);
+            }
+            ("bgppeers", _) => {
                 self.peers.remove(&name);
+            }
+            ("bgpconfigurations", _) => {
                 self.configs.remove(&name);
             }
+            ("ippools", _) => {
+                self.pools.remove(&name);
+            }
+            _ => {}
         }
     }
 
@@ -285,7 +302,21 @@ impl ClusterState {
             peers,
             originate: self.originated(node_name),
             secrets,
+            fib_exclude: self.vxlan_pools(),
         })
+    }
+
+    /// CIDRs of the IPv4 pools with `vxlanMode` `Always` or `CrossSubnet` (disabled ones too:
+    /// their pods are still there).
+    fn vxlan_pools(&self) -> BTreeSet<Prefix> {
+        self.pools
+            .values()
+            .filter(|p| datastore::ipam::workload::pool_uses_vxlan(p))
+            .filter_map(|p| match p.spec.network()? {
+                net @ ipnetwork::IpNetwork::V4(_) => Prefix::new(net.network(), net.prefix()),
+                ipnetwork::IpNetwork::V6(_) => None,
+            })
+            .collect()
     }
 
     /// Blocks affine to `node_name`, and addresses it borrowed from other nodes' blocks.
@@ -510,6 +541,7 @@ async fn launch(options: &ClusterOptions, desired: &Desired) -> Result<Running, 
     config.peers = desired.peers.values().cloned().collect();
     config.originate = desired.originate.iter().copied().collect();
     config.cluster_id = desired.cluster_id;
+    config.fib_exclude = desired.fib_exclude.iter().copied().collect();
     let (handle, thread) = match &options.launch {
         Launch::Kernel => {
             let fib: Box<dyn Fib> =
@@ -553,6 +585,10 @@ async fn reconcile(running: &mut Running, desired: Desired) -> Result<(), Speake
     for prefix in running.desired.originate.difference(&desired.originate) {
         h.withdraw(*prefix).await?;
     }
+    if desired.fib_exclude != running.desired.fib_exclude {
+        h.set_fib_exclude(desired.fib_exclude.iter().copied().collect())
+            .await?;
+    }
     running.desired = desired;
     Ok(())
 }
@@ -569,7 +605,7 @@ async fn agent(
             let relevant = parse_resource_key(key).is_some_and(|k| {
                 matches!(
                     k.plural.as_str(),
-                    "nodes" | "bgppeers" | "bgpconfigurations"
+                    "nodes" | "bgppeers" | "bgpconfigurations" | "ippools"
                 )
             });
             if !relevant {

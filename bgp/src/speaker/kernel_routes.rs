@@ -201,8 +201,11 @@ fn writer(mut table: RouteTable, shared: &Shared, applied: &watch::Sender<u64>) 
                 if report.conflicts > 0 {
                     tracing::warn!(
                         conflicts = report.conflicts,
-                        "prefixes held by routes of another protocol; left alone until resync"
+                        "prefixes held by routes of another protocol; retrying shortly, then at resync"
                     );
+                    if table.has_pending_work() {
+                        retry_at = Some(Instant::now() + RETRY_INTERVAL);
+                    }
                 }
             }
             Err(error) => {

@@ -155,6 +155,10 @@ pub struct SpeakerConfig {
     /// Our route-reflector cluster id (RFC 4456): `Some` makes this speaker a reflector for
     /// the peers marked `route_reflector_client`.
     pub cluster_id: Option<Ipv4Addr>,
+    /// Prefixes inside these are never installed into the FIB (they stay in the Loc-RIB and
+    /// are still advertised): the pools whose routes another owner programs (VXLAN pools:
+    /// the node agent). Changed live with [`SpeakerHandle::set_fib_exclude`].
+    pub fib_exclude: Vec<Prefix>,
 }
 
 impl SpeakerConfig {
@@ -175,6 +179,7 @@ impl SpeakerConfig {
             peers: Vec::new(),
             originate: Vec::new(),
             cluster_id: None,
+            fib_exclude: Vec::new(),
         }
     }
 
@@ -283,6 +288,7 @@ pub(crate) enum Command {
     RemovePeer(IpAddr),
     Originate(Prefix),
     Withdraw(Prefix),
+    SetFibExclude(Vec<Prefix>),
     Peers(oneshot::Sender<Vec<PeerStatus>>),
     Routes(oneshot::Sender<Vec<RouteStatus>>),
     Summary(oneshot::Sender<RibSummary>),
@@ -346,6 +352,13 @@ impl SpeakerHandle {
     /// Withdraws a prefix we originated.
     pub async fn withdraw(&self, prefix: Prefix) -> Result<(), SpeakerError> {
         self.send(Command::Withdraw(prefix)).await
+    }
+
+    /// Replaces the prefixes whose routes are kept out of the FIB
+    /// ([`SpeakerConfig::fib_exclude`]): routes inside newly excluded prefixes are withdrawn
+    /// from the FIB, routes no longer excluded are installed.
+    pub async fn set_fib_exclude(&self, prefixes: Vec<Prefix>) -> Result<(), SpeakerError> {
+        self.send(Command::SetFibExclude(prefixes)).await
     }
 
     /// Every peer's status, ordered by address.

@@ -170,6 +170,7 @@ impl Router {
                 let _ = reply.send(self.peer_action(address, action).await);
             }
             Command::Originate(prefix) => self.originate(prefix),
+            Command::SetFibExclude(prefixes) => self.set_fib_exclude(prefixes),
             Command::Withdraw(prefix) => {
                 let changes = self.rib.withdraw_local(prefix);
                 self.apply(changes);
@@ -393,18 +394,67 @@ impl Router {
     }
 
     fn program(&mut self, change: &BestChange) {
-        let mut hops: Vec<IpAddr> = match &change.best {
-            Some(best) if !best.path.source.is_local() => best
-                .multipath
-                .iter()
-                .filter_map(|p| p.next_hop)
-                .filter(|nh| !self.is_own_address(*nh) && !nh.is_unspecified())
-                .collect(),
+        let hops = match &change.best {
+            Some(best) if !best.path.source.is_local() => {
+                self.fib_hops(change.prefix, best.multipath.iter())
+            }
             _ => Vec::new(),
         };
+        self.program_hops(change.prefix, hops);
+    }
+
+    /// The FIB next hops of a learned route: none for an excluded prefix.
+    fn fib_hops<'a>(
+        &self,
+        prefix: Prefix,
+        multipath: impl Iterator<Item = &'a Path>,
+    ) -> Vec<IpAddr> {
+        if self.excluded(prefix) {
+            return Vec::new();
+        }
+        let mut hops: Vec<IpAddr> = multipath
+            .filter_map(|p| p.next_hop)
+            .filter(|nh| !self.is_own_address(*nh) && !nh.is_unspecified())
+            .collect();
         hops.sort();
         hops.dedup();
-        let prefix = change.prefix;
+        hops
+    }
+
+    fn excluded(&self, prefix: Prefix) -> bool {
+        self.config.fib_exclude.iter().any(|e| covers(*e, prefix))
+    }
+
+    /// New FIB exclusions: every Loc-RIB prefix inside the old or the new ones is programmed
+    /// again.
+    fn set_fib_exclude(&mut self, prefixes: Vec<Prefix>) {
+        let touched: Vec<Prefix> = self
+            .rib
+            .loc_rib()
+            .iter()
+            .map(|(p, _)| *p)
+            .filter(|p| {
+                self.config
+                    .fib_exclude
+                    .iter()
+                    .chain(&prefixes)
+                    .any(|e| covers(*e, *p))
+            })
+            .collect();
+        tracing::info!(exclude = ?prefixes, routes = touched.len(), "FIB exclusions changed");
+        self.config.fib_exclude = prefixes;
+        for prefix in touched {
+            let hops = match self.rib.loc_rib().get(&prefix) {
+                Some(d) if d.best().is_some_and(|b| !b.source.is_local()) => {
+                    self.fib_hops(prefix, d.multipath().into_iter())
+                }
+                _ => Vec::new(),
+            };
+            self.program_hops(prefix, hops);
+        }
+    }
+
+    fn program_hops(&mut self, prefix: Prefix, hops: Vec<IpAddr>) {
         if hops.is_empty() {
             if self.installed.remove(&prefix).is_some() {
                 self.fib.withdraw(prefix);
@@ -498,6 +548,17 @@ impl Router {
             }
         }
         self.fib.settled().await;
+    }
+}
+
+/// True when `outer` contains `inner` (same family, at most as long, same leading bits).
+fn covers(outer: Prefix, inner: Prefix) -> bool {
+    if outer.prefix_len() > inner.prefix_len() {
+        return false;
+    }
+    match ipnetwork::IpNetwork::new(outer.addr(), outer.prefix_len()) {
+        Ok(net) => net.contains(inner.addr()),
+        Err(_) => false,
     }
 }
 
@@ -668,6 +729,16 @@ mod tests {
         );
         assert_eq!(default.hold_time, 240);
         assert!(default.ibgp());
+    }
+
+    #[test]
+    fn exclusions_cover_longer_prefixes_of_the_same_family() {
+        let p = |s: &str| s.parse::<Prefix>().unwrap();
+        assert!(covers(p("10.244.0.0/16"), p("10.244.3.0/26")));
+        assert!(covers(p("10.244.0.0/16"), p("10.244.0.0/16")));
+        assert!(!covers(p("10.244.0.0/16"), p("10.0.0.0/8")));
+        assert!(!covers(p("10.244.0.0/16"), p("10.245.0.0/26")));
+        assert!(!covers(p("10.244.0.0/16"), p("fd00::/64")));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! | [`state`] | the state file |
 //! | [`process`] | commands, daemons, PID ownership checks |
 //! | [`underlay`] | namespaces, bridge, veths, the underlay subnet |
+//! | [`router`] | the optional second subnet and the router joining the two (no pod routes) |
 //! | [`etcd`] | the lab's etcd |
 //! | [`node`] | `vrouterd` / `vrouter-reflector` per node |
 //! | [`pod`] | CNI ADD/DEL, the pod listener |
@@ -28,6 +29,7 @@ pub mod pod;
 pub mod process;
 pub mod reachability;
 pub mod report;
+pub mod router;
 pub mod state;
 pub mod underlay;
 
@@ -84,6 +86,9 @@ pub struct LabSpec {
     pub daemon_args: Vec<String>,
     /// The IPPool's block size (26 as in Calico; 32 gives every pod its own block).
     pub block_size: u8,
+    /// Underlay subnets: 1, or 2 (the first half of the nodes on one, the rest on another,
+    /// joined by a router namespace without pod routes; see [`router`]).
+    pub subnets: usize,
 }
 
 impl LabSpec {
@@ -102,6 +107,7 @@ impl LabSpec {
             bootstrap_yaml: None,
             daemon_args: Vec::new(),
             block_size: DEFAULT_BLOCK_SIZE,
+            subnets: 1,
         }
     }
 
@@ -115,6 +121,9 @@ impl LabSpec {
                 "--nodes + --reflectors = {} is more than 200",
                 self.nodes + self.reflectors
             );
+        }
+        if !(1..=2).contains(&self.subnets) {
+            bail!("--subnets {} must be 1 or 2", self.subnets);
         }
         if self.pods_per_node > 200 {
             bail!("--pods-per-node {} is more than 200", self.pods_per_node);
@@ -250,6 +259,14 @@ impl Lab {
         self.state.root_links.push(host.clone());
         self.save()?;
         underlay::attach_host(&ul, &host, self.state.host_ip())?;
+        if spec.subnets == 2 {
+            let second = underlay::pick_subnet(&format!("{name}-2"), &underlay::root_routes()?)?;
+            self.state.underlay2 = Some(second);
+            self.save()?;
+            let rt = router::router_ns(&name);
+            self.create_namespace(&rt)?;
+            router::connect(&ul, &rt, &host, self.state.underlay, second)?;
+        }
 
         // etcd
         let record = match &spec.etcd_endpoints {
@@ -269,12 +286,18 @@ impl Lab {
         // nodes
         for i in 0..spec.nodes + spec.reflectors {
             let node_name = format!("{name}-n{i}");
-            let ip = underlay::node_ip(self.state.underlay, i)?;
+            let (subnet, bridge) = match self.state.underlay2 {
+                Some(second) if i >= router::first_subnet_nodes(spec.nodes) => {
+                    (second, router::SECOND_BRIDGE)
+                }
+                _ => (self.state.underlay, underlay::BRIDGE),
+            };
+            let ip = underlay::node_ip(subnet, i)?;
             let record = node::plan(&self.dir, &node_name, ip, i >= spec.nodes);
             self.create_namespace(&node_name)?;
             self.state.nodes.push(record);
             self.save()?;
-            underlay::attach_node(&ul, &underlay::node_port(i), &node_name, ip)?;
+            underlay::attach_node_to(&ul, bridge, &underlay::node_port(i), &node_name, ip)?;
         }
         if spec.reflectors > 0 {
             self.apply_yaml(&reflector_yaml(&self.state.nodes))?;

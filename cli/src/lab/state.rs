@@ -82,6 +82,9 @@ pub struct State {
     pub lab: String,
     /// Underlay subnet, first three octets of a /24.
     pub underlay: [u8; 3],
+    /// The second underlay subnet, with two subnets (`lab::router`).
+    #[serde(default)]
+    pub underlay2: Option<[u8; 3]>,
     /// Namespaces, in creation order (deleted in reverse).
     pub namespaces: Vec<String>,
     /// Links in the root namespace.

@@ -145,12 +145,17 @@ pub fn root_link_exists(name: &str) -> bool {
 
 /// Creates the bridge inside the (already created) underlay namespace.
 pub fn create_bridge(ul: &str) -> anyhow::Result<()> {
+    create_bridge_named(ul, BRIDGE)
+}
+
+/// Creates bridge `bridge` inside the underlay namespace.
+pub fn create_bridge_named(ul: &str, bridge: &str) -> anyhow::Result<()> {
     ip_in(
         ul,
         &[
             "link",
             "add",
-            BRIDGE,
+            bridge,
             "type",
             "bridge",
             "forward_delay",
@@ -159,7 +164,7 @@ pub fn create_bridge(ul: &str) -> anyhow::Result<()> {
             "0",
         ],
     )?;
-    ip_in(ul, &["link", "set", BRIDGE, "up"]).map(drop)
+    ip_in(ul, &["link", "set", bridge, "up"]).map(drop)
 }
 
 /// Joins the root namespace to the bridge: `host_link` in the root namespace with `host_ip/24`.
@@ -180,13 +185,24 @@ pub const GATEWAY_HOST: u8 = 254;
 /// Wires node namespace `node_ns` (already created) to the bridge as `eth0` with `addr/24`,
 /// a default route to the unanswered `.254`, forwarding on.
 pub fn attach_node(ul: &str, port: &str, node_ns: &str, addr: Ipv4Addr) -> anyhow::Result<()> {
+    attach_node_to(ul, BRIDGE, port, node_ns, addr)
+}
+
+/// [`attach_node`] on bridge `bridge` (the second subnet's, with two subnets).
+pub fn attach_node_to(
+    ul: &str,
+    bridge: &str,
+    port: &str,
+    node_ns: &str,
+    addr: Ipv4Addr,
+) -> anyhow::Result<()> {
     ip_in(
         ul,
         &[
             "link", "add", port, "type", "veth", "peer", "name", NODE_DEV, "netns", node_ns,
         ],
     )?;
-    ip_in(ul, &["link", "set", port, "master", BRIDGE, "up"])?;
+    ip_in(ul, &["link", "set", port, "master", bridge, "up"])?;
     ip_in(
         node_ns,
         &["addr", "add", &format!("{addr}/24"), "dev", NODE_DEV],

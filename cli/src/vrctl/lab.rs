@@ -66,6 +66,10 @@ pub enum LabCommand {
         /// Directory holding vrouterd, vrouter-cni, vrouter-ipam (default: next to vrctl).
         #[arg(long)]
         bin_dir: Option<PathBuf>,
+        /// Underlay subnets: 2 puts the second half of the nodes on another /24 behind a
+        /// router namespace that has no pod routes (try VXLAN CrossSubnet on it).
+        #[arg(long, default_value_t = 1)]
+        subnets: usize,
         /// Do not start node daemons (underlay, etcd and CNI pods only).
         #[arg(long, hide = true)]
         no_daemons: bool,
@@ -119,6 +123,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<u8> {
             etcd_endpoints,
             pool,
             bin_dir,
+            subnets,
             no_daemons,
         } => {
             let mut spec = LabSpec::new(&select.name, nodes, pods_per_node);
@@ -128,6 +133,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<u8> {
             spec.pool = pool;
             spec.bin_dir = bin_dir;
             spec.daemons = !no_daemons;
+            spec.subnets = subnets;
             eprintln!(
                 "lab {}: starting {nodes} nodes, {reflectors} reflectors, {pods_per_node} pods per node",
                 spec.name

@@ -205,6 +205,7 @@ impl Ipam {
         &self,
         args: &AssignArgs,
         family: Family,
+        usage: AllowedUse,
     ) -> Result<Vec<Pool>, IpamError> {
         let mut usable = Vec::new();
         for resource in self.pools().await? {
@@ -216,10 +217,7 @@ impl Ipam {
             };
             if Family::of(&cidr) != family
                 || resource.spec.is_disabled()
-                || !resource
-                    .spec
-                    .effective_allowed_uses()
-                    .contains(&AllowedUse::Workload)
+                || !resource.spec.effective_allowed_uses().contains(&usage)
             {
                 continue;
             }
@@ -243,6 +241,16 @@ impl Ipam {
     /// nothing: when a family cannot be satisfied, whatever was taken is released again and
     /// [`IpamError::Exhausted`] is returned.
     pub async fn auto_assign(&self, args: &AssignArgs) -> Result<Assigned, IpamError> {
+        self.auto_assign_for(args, AllowedUse::Workload).await
+    }
+
+    /// [`Ipam::auto_assign`] from the pools whose `allowedUses` include `usage` (a node's
+    /// tunnel address: [`AllowedUse::Tunnel`]).
+    pub async fn auto_assign_for(
+        &self,
+        args: &AssignArgs,
+        usage: AllowedUse,
+    ) -> Result<Assigned, IpamError> {
         let settings = match args.settings {
             Some(s) => s,
             None => self.settings().await?,
@@ -252,7 +260,9 @@ impl Ipam {
             if wanted == 0 {
                 continue;
             }
-            let result = self.assign_family(args, &settings, family, wanted).await;
+            let result = self
+                .assign_family(args, &settings, family, wanted, usage)
+                .await;
             let got = match result {
                 Ok(got) => got,
                 Err(e) => {
@@ -294,8 +304,9 @@ impl Ipam {
         settings: &IpamSettings,
         family: Family,
         wanted: usize,
+        usage: AllowedUse,
     ) -> Result<Vec<(IpAddr, IpPool)>, IpamError> {
-        let pools = self.usable_pools(args, family).await?;
+        let pools = self.usable_pools(args, family, usage).await?;
         if pools.is_empty() {
             return Err(IpamError::NoPools { family });
         }

@@ -42,6 +42,16 @@ pub const ATTR_POD: &str = "pod";
 pub const ATTR_ENDPOINT: &str = "endpoint";
 /// Attribute key: container id.
 pub const ATTR_CONTAINER_ID: &str = "containerID";
+/// Attribute key: what a non-workload address is for (Calico's `type`).
+pub const ATTR_TYPE: &str = "type";
+/// [`ATTR_TYPE`] of a node's VXLAN tunnel address (Calico's value).
+pub const TYPE_VXLAN_TUNNEL: &str = "vxlanTunnelAddress";
+
+/// The IPAM handle of node `node`'s IPv4 VXLAN tunnel address (Calico's
+/// `vxlan-tunnel-addr-<node>`).
+pub fn vxlan_tunnel_handle(node: &str) -> String {
+    format!("vxlan-tunnel-addr-{node}")
+}
 
 /// Address family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

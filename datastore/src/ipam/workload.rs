@@ -66,6 +66,18 @@ pub fn host_veth_name(endpoint_id: &str) -> String {
     format!("{HOST_VETH_PREFIX}{}", &hex[..11])
 }
 
+/// The MAC of node `node`'s VXLAN device (`vxlanTunnelMACAddr`): derived from the node name
+/// (FNV-1a), locally administered and unicast, so it is the same after every restart and the
+/// agent adopts its device without churn.
+pub fn vxlan_tunnel_mac(node: &str) -> String {
+    let hash = fnv1a64(format!("vxlan/{node}").as_bytes()).to_be_bytes();
+    let first = (hash[0] | 0x02) & !0x01;
+    format!(
+        "{first:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        hash[1], hash[2], hash[3], hash[4], hash[5]
+    )
+}
+
 /// Bytes VXLAN adds to each packet on an IPv4 underlay: outer IPv4 (20) + UDP (8) + VXLAN (8)
 /// + inner Ethernet (14). Calico's rule: VXLAN MTU = underlay MTU − 50.
 pub const VXLAN_OVERHEAD: u32 = 50;
@@ -140,6 +152,12 @@ mod tests {
         assert!(a[2..].chars().all(|c| c.is_ascii_hexdigit()));
         // Pinned: changing the function renames every pod's interface on upgrade.
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        let mac = vxlan_tunnel_mac("node-1");
+        assert_eq!(mac, vxlan_tunnel_mac("node-1"), "stable");
+        assert_ne!(mac, vxlan_tunnel_mac("node-2"));
+        let first = u8::from_str_radix(&mac[..2], 16).unwrap();
+        assert_eq!(first & 0x03, 0x02, "locally administered unicast: {mac}");
+        assert_eq!(mac.len(), 17);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(host_veth_name(""), "vrcbf29ce4842");
         assert_ne!(a, host_veth_name("default/node--1-k8s-web--1-eth0"));

@@ -32,6 +32,7 @@ pub mod nat;
 mod policy_state;
 #[cfg(test)]
 mod tests;
+pub mod vxlan;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -48,6 +49,7 @@ use tracing::warn;
 pub use desired::{Failsafe, FailsafePort, LocalHostEndpoint, PolicyChanges, PolicyDesired};
 pub use endpoints::{LocalEndpoint, local_endpoint};
 use policy_state::PolicyCalc;
+use vxlan::{VxlanCalc, VxlanDesired};
 
 /// A decoded datastore value, as the agent's syncers deliver it.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +91,10 @@ pub enum RouteDesire {
     Workload(String),
     /// Blackhole (a local IPAM block).
     Blackhole,
+    /// Through the VXLAN device to a remote VTEP (`via <tunnel ip> dev vxlan.vrouter onlink`).
+    Tunnel(std::net::Ipv4Addr),
+    /// Via a node on the same underlay subnet, unencapsulated (VXLAN `CrossSubnet`).
+    Gateway(std::net::IpAddr),
 }
 
 /// One change of this node's desired state.
@@ -110,6 +116,8 @@ pub enum Output {
     },
     /// The policy state changed.
     Policy(Box<PolicyDesired>),
+    /// The VTEP state (VXLAN device and remote VTEPs) changed.
+    Vtep(VxlanDesired),
 }
 
 /// FelixConfiguration failsafe lists of one resource (`None`: field not set).
@@ -145,13 +153,17 @@ pub struct Calc {
     emitted_routes: BTreeMap<IpNetwork, RouteDesire>,
     routes_dirty: bool,
     policy: PolicyCalc,
+    /// VXLAN: the VTEP and the routes to other nodes' pods in VXLAN pools.
+    vxlan: VxlanCalc,
 }
 
 impl Calc {
     /// The calculation for node `node`.
     pub fn new(node: impl Into<String>) -> Self {
+        let node = node.into();
         Self {
-            node: node.into(),
+            vxlan: VxlanCalc::new(node.clone()),
+            node,
             local: Arc::new(BTreeMap::new()),
             local_dirty: BTreeSet::new(),
             emitted_endpoints: BTreeMap::new(),
@@ -191,9 +203,11 @@ impl Calc {
                 Some(Value::Block(b)) => {
                     let owner = b.affine_node().map(str::to_string);
                     self.blocks.insert(cidr, owner);
+                    self.vxlan.on_block(cidr, Some(&b));
                 }
                 _ => {
                     self.blocks.remove(&cidr);
+                    self.vxlan.on_block(cidr, None);
                 }
             }
             self.routes_dirty = true;
@@ -272,6 +286,9 @@ impl Calc {
             self.hosts_dirty = true;
         }
         self.on_felix_configuration(&key, resource.as_ref());
+        if self.vxlan.on_resource(&key, resource.as_ref()) {
+            self.routes_dirty = true;
+        }
         self.policy.on_resource(key, resource);
     }
 
@@ -382,6 +399,9 @@ impl Calc {
             changes.endpoints.insert(id);
             self.routes_dirty = true;
         }
+        if let Some(vtep) = self.vxlan.flush() {
+            out.push(Output::Vtep(vtep));
+        }
         if std::mem::take(&mut self.failsafe_dirty) {
             let failsafe = self.effective_failsafe();
             if *self.failsafe != failsafe {
@@ -457,6 +477,10 @@ impl Calc {
                     })
                     .or_insert_with(|| RouteDesire::Workload(ep.iface.clone()));
             }
+        }
+        // Other nodes' pods in VXLAN pools; a local route for the same prefix wins.
+        for (dst, route) in self.vxlan.routes() {
+            routes.entry(dst).or_insert(route);
         }
         routes
     }

@@ -14,7 +14,10 @@
 //! Rules (calico.md §1.3, design.md §5):
 //! - Only routes whose `rtm_protocol` is this table's protocol are read, changed or deleted;
 //!   creating uses `NLM_F_EXCL`, so a route another owner installed for the same prefix is
-//!   left alone (reported as a conflict, retried at the next resync).
+//!   left alone (reported as a conflict). A conflicting prefix is retried on the next
+//!   [`CONFLICT_RETRIES`] applies (a hand-over between owners, e.g. BGP giving a pool's routes
+//!   to the VXLAN agent, finishes within seconds whichever side runs first), then only at
+//!   the next resync.
 //! - Start of day: the first `apply` dumps the kernel's routes of the protocol and *adopts*
 //!   those that are already right: no delete and re-add, so no traffic blip on restart.
 //! - Routes of the protocol that nobody wants are removed only after [`RouteTable::set_in_sync`]
@@ -34,8 +37,8 @@ use ipnetwork::IpNetwork;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteNextHop, RouteProtocol,
-    RouteScope, RouteType, RouteVia,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHop,
+    RouteProtocol, RouteScope, RouteType, RouteVia,
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use tracing::{debug, info, warn};
@@ -70,7 +73,18 @@ pub enum RouteTarget {
     /// Via these gateways (one: a gateway route; several: an ECMP multipath route), as BGP
     /// routes are. Order does not matter.
     Via(Vec<IpAddr>),
+    /// Via `gateway` out of `device`, `onlink` (the gateway need not be on a connected
+    /// subnet): a VXLAN route to a remote VTEP.
+    OnlinkVia {
+        /// The next hop (a remote VTEP's tunnel address).
+        gateway: IpAddr,
+        /// The interface.
+        device: String,
+    },
 }
+
+/// Applies a conflicting prefix is retried on before waiting for the next resync.
+pub const CONFLICT_RETRIES: u8 = 20;
 
 /// A route of ours as the kernel has it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -81,6 +95,8 @@ pub enum KernelRoute {
     Blackhole,
     /// Unicast via gateways (sorted, no duplicates; several: multipath).
     Via(Vec<IpAddr>),
+    /// Unicast via a gateway out of an interface index with the `onlink` flag.
+    Onlink(IpAddr, u32),
     /// Anything else carrying our protocol (wrong type, gateway, ...): to be replaced.
     Other,
 }
@@ -164,6 +180,8 @@ pub struct RouteTable {
     /// Before in-sync: prefixes this instance wanted at some point (their removal need not
     /// wait: the route is ours from this run, not a leftover).
     wanted_before_sync: HashSet<IpNetwork>,
+    /// Prefixes whose creation met another protocol's route, and how often in a row.
+    conflicts: HashMap<IpNetwork, u8>,
     in_sync: bool,
     resync_requested: bool,
     dumped_once: bool,
@@ -181,6 +199,7 @@ impl RouteTable {
             dirty: HashSet::new(),
             links: HashMap::new(),
             wanted_before_sync: HashSet::new(),
+            conflicts: HashMap::new(),
             in_sync: false,
             resync_requested: true,
             dumped_once: false,
@@ -205,6 +224,7 @@ impl RouteTable {
         if self.desired.get(&dst) != Some(&target) {
             self.desired.insert(dst, target);
             self.dirty.insert(dst);
+            self.conflicts.remove(&dst);
         }
     }
 
@@ -213,6 +233,7 @@ impl RouteTable {
         let dst = canonical(dst);
         if self.desired.remove(&dst).is_some() {
             self.dirty.insert(dst);
+            self.conflicts.remove(&dst);
         }
     }
 
@@ -322,6 +343,8 @@ impl RouteTable {
         self.dirty.extend(self.desired.keys().copied());
         self.kernel = kernel;
         self.resync_requested = false;
+        // A resync gives conflicting prefixes another round of retries.
+        self.conflicts.clear();
         Ok(())
     }
 
@@ -330,6 +353,10 @@ impl RouteTable {
             RouteTarget::Blackhole => Some(KernelRoute::Blackhole),
             RouteTarget::Device(name) => self.links.get(name).map(|&i| KernelRoute::Device(i)),
             RouteTarget::Via(hops) => Some(KernelRoute::Via(hops.clone())),
+            RouteTarget::OnlinkVia { gateway, device } => self
+                .links
+                .get(device)
+                .map(|&i| KernelRoute::Onlink(*gateway, i)),
         }
     }
 
@@ -364,7 +391,8 @@ impl RouteTable {
             .collect();
         if !changed.is_empty() {
             for (dst, target) in &self.desired {
-                if let RouteTarget::Device(name) = target
+                if let RouteTarget::Device(name) | RouteTarget::OnlinkVia { device: name, .. } =
+                    target
                     && changed.contains(name)
                 {
                     self.dirty.insert(*dst);
@@ -400,6 +428,7 @@ impl RouteTable {
             match (op, failed.remove(&index)) {
                 (Operation::Create(dst, route), None) => {
                     self.kernel.insert(dst, route);
+                    self.conflicts.remove(&dst);
                     report.added += 1;
                 }
                 (Operation::Replace(dst, route), None) => {
@@ -416,6 +445,11 @@ impl RouteTable {
                 (Operation::Create(dst, _), Some(e)) if e.raw_os_error() == Some(EEXIST) => {
                     debug!(%dst, protocol = self.protocol, "prefix held by a route of another protocol; leaving it");
                     report.conflicts += 1;
+                    let attempts = self.conflicts.entry(dst).or_insert(0);
+                    *attempts = attempts.saturating_add(1);
+                    if *attempts < CONFLICT_RETRIES {
+                        self.dirty.insert(dst);
+                    }
                 }
                 (Operation::Create(dst, _) | Operation::Replace(dst, _), Some(e))
                     if e.raw_os_error() == Some(ENODEV) =>
@@ -500,6 +534,13 @@ impl RouteTable {
                     )),
                 }
             }
+            KernelRoute::Onlink(hop, index) => {
+                message.header.kind = RouteType::Unicast;
+                message.header.scope = RouteScope::Universe;
+                message.header.flags |= RouteFlags::Onlink;
+                message.attributes.push(gateway(dst, *hop));
+                message.attributes.push(RouteAttribute::Oif(*index));
+            }
             KernelRoute::Blackhole | KernelRoute::Other => {
                 message.header.kind = RouteType::BlackHole;
                 message.header.scope = RouteScope::Universe;
@@ -562,8 +603,12 @@ impl RouteTable {
             (None, _) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         };
         let net = IpNetwork::new(dst, route.header.destination_prefix_length).ok()?;
+        let onlink = route.header.flags.contains(RouteFlags::Onlink);
         let state = match (route.header.kind, oif, gateway) {
             (RouteType::BlackHole, _, _) => KernelRoute::Blackhole,
+            (RouteType::Unicast, Some(i), true) if onlink && !other_hops && gateways.len() == 1 => {
+                KernelRoute::Onlink(gateways[0], i)
+            }
             (RouteType::Unicast, _, true) if !other_hops => KernelRoute::Via(sorted(gateways)),
             (RouteType::Unicast, Some(i), false)
                 if route.header.scope == RouteScope::Link

@@ -9,9 +9,11 @@
 //! - [`routes`]: [`routes::RouteManager`] over the protocol-80 [`crate::driver::routes::RouteTable`];
 //! - [`endpoints`]: [`endpoints::EndpointManager`], per-veth sysctls;
 //! - [`policy`]: [`policy::PolicyManager`], the seam to the nftables policy dataplane;
-//! - [`mtu`]: [`mtu::MtuManager`], host veth MTU ceilings (underlay, VXLAN).
+//! - [`mtu`]: [`mtu::MtuManager`], host veth MTU ceilings (underlay, VXLAN);
+//! - [`vtep`]: [`vtep::VtepManager`], the VXLAN device and remote VTEPs.
 
 pub mod endpoints;
 pub mod mtu;
 pub mod policy;
 pub mod routes;
+pub mod vtep;

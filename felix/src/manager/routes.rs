@@ -1,10 +1,10 @@
-//! [`RouteManager`]: local workload routes and IPAM block blackholes (calc's
-//! [`Output::Route`]) into the agent's [`RouteTable`] (protocol
+//! [`RouteManager`]: local workload routes, IPAM block blackholes and routes to other nodes'
+//! pods in VXLAN pools (calc's [`Output::Route`]) into the agent's [`RouteTable`] (protocol
 //! [`ROUTE_PROTO_AGENT`]).
 
 use crate::calc::{Output, RouteDesire};
 use crate::driver::routes::{RouteError, RouteReport, RouteTable, RouteTarget};
-use crate::ownership::ROUTE_PROTO_AGENT;
+use crate::ownership::{ROUTE_PROTO_AGENT, VXLAN_DEVICE};
 
 /// The agent's routes.
 #[derive(Debug)]
@@ -30,6 +30,16 @@ impl RouteManager {
                         .set_route(*dst, RouteTarget::Device(iface.clone()));
                 }
                 Some(RouteDesire::Blackhole) => self.table.set_route(*dst, RouteTarget::Blackhole),
+                Some(RouteDesire::Tunnel(vtep)) => self.table.set_route(
+                    *dst,
+                    RouteTarget::OnlinkVia {
+                        gateway: (*vtep).into(),
+                        device: VXLAN_DEVICE.to_string(),
+                    },
+                ),
+                Some(RouteDesire::Gateway(node)) => {
+                    self.table.set_route(*dst, RouteTarget::Via(vec![*node]));
+                }
                 None => self.table.remove_route(*dst),
             }
         }

@@ -78,6 +78,7 @@ fn defaults_when_nothing_is_given() {
     assert_eq!(config.log_level, None);
     assert_eq!(config.secrets_dir, PathBuf::from(DEFAULT_SECRETS_DIR));
     assert!(config.policy);
+    assert_eq!(config.backend, Backend::Bgp);
 }
 
 #[test]
@@ -269,6 +270,29 @@ fn values_are_parsed() {
     assert_eq!(
         config.etcd.tls.as_ref().and_then(|t| t.ca_cert.clone()),
         Some(PathBuf::from("/ca.pem"))
+    );
+}
+
+#[test]
+fn networking_backend_values() {
+    for (text, backend) in [
+        ("bgp", Backend::Bgp),
+        ("bird", Backend::Bgp),
+        ("vxlan", Backend::Vxlan),
+        ("none", Backend::None),
+    ] {
+        let config =
+            resolve_values(vec![given(Key::NetworkingBackend, Origin::Env, text)]).unwrap();
+        assert_eq!(config.backend, backend);
+    }
+    assert!(!Backend::Vxlan.bgp() && Backend::Vxlan.tunnel());
+    assert!(!Backend::None.tunnel());
+    let error = resolve_values(vec![given(Key::NetworkingBackend, Origin::Flag, "ipip")])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "flag --networking-backend: \"ipip\" is not valid: expected bgp, vxlan or none"
     );
 }
 

@@ -340,3 +340,43 @@ fn unreadable_passwords_keep_the_peer_down_until_they_appear() {
     // Mesh to a and b (IPv4), to a over IPv6, and the ToR with its own secret.
     assert_eq!(failures.len(), 4, "{failures:?}");
 }
+
+#[test]
+fn vxlan_pools_are_kept_out_of_the_fib_and_follow_mode_changes() {
+    let mut s = state();
+    assert!(s.desired("a").unwrap().fib_exclude.is_empty());
+    let pool = |cidr: &str, mode: &str| {
+        parse_documents(&format!(
+            "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {{name: p-{}}}\nspec: {{cidr: \"{cidr}\", vxlanMode: {mode}}}\n",
+            cidr.replace(['/', '.', ':'], "-")
+        ))
+        .unwrap()
+        .remove(0)
+    };
+    for (cidr, mode) in [
+        ("10.244.0.0/16", "CrossSubnet"),
+        ("10.245.0.0/16", "Never"),
+        ("10.246.0.0/16", "Always"),
+        ("fd10::/48", "Always"),
+    ] {
+        let r = pool(cidr, mode);
+        let key = resource_key("ippools", None, r.name());
+        s.resource(&key, Some(r));
+    }
+    let excluded: Vec<String> = s
+        .desired("a")
+        .unwrap()
+        .fib_exclude
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(excluded, ["10.244.0.0/16", "10.246.0.0/16"]);
+    // Back to Never, then the pool deleted: nothing excluded. A Node of the same name as a
+    // deleted pool stays.
+    let r = pool("10.244.0.0/16", "Never");
+    s.resource(&resource_key("ippools", None, r.name()), Some(r));
+    s.resource(&resource_key("ippools", None, "p-10-246-0-0-16"), None);
+    s.resource(&resource_key("ippools", None, "a"), None);
+    let d = s.desired("a").unwrap();
+    assert!(d.fib_exclude.is_empty(), "{:?}", d.fib_exclude);
+}
