@@ -631,6 +631,33 @@ fn a_label_change_only_changes_set_elements() {
         "{report:?}"
     );
     assert!(tcp(&lab, "a", "b", 80));
+
+    // The local endpoint b stops being `app: db`: db-from-frontend no longer applies to it.
+    // That is a membership element (b's interface leaves the policy's set), no rule.
+    let not_db = [
+        LABELS[0],
+        ("b", "{app: cache, projectcalico.org/orchestrator: k8s}"),
+        LABELS[2],
+    ];
+    let report = apply_state(&lab, &mut dp, DEFAULT_DENY, &not_db, &["a", "b", "c"]);
+    assert!(report.only_elements_changed(), "{report:?}");
+    assert_eq!(
+        (report.elements_added, report.elements_removed),
+        (0, 1),
+        "{report:?}"
+    );
+    let model = model_of(&format!("{}{DEFAULT_DENY}", lab.base_yaml(&not_db)));
+    let probe = Probe {
+        src: idx(&lab, "a"),
+        dst: idx(&lab, "b"),
+        protocol: TCP,
+        port: 80,
+    };
+    assert!(!evaluate(&lab, &model, &probe));
+    assert!(!tcp(&lab, "a", "b", 80));
+    let report = apply_state(&lab, &mut dp, DEFAULT_DENY, &LABELS, &["a", "b", "c"]);
+    assert!(report.only_elements_changed(), "{report:?}");
+    assert!(tcp(&lab, "a", "b", 80));
 }
 
 /// A listing as a sorted list of its blocks (nft lists objects in creation order, which

@@ -116,11 +116,37 @@ impl EndpointRules {
     }
 }
 
+/// One tier of the model in evaluation order, with every policy in it whatever it selects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierOrder {
+    /// Tier name.
+    pub tier: String,
+    /// Its default action after the policies.
+    pub default_action: TierDefaultAction,
+    /// The policies that apply to ingress, in order.
+    pub ingress: Vec<PolicyId>,
+    /// The policies that apply to egress, in order.
+    pub egress: Vec<PolicyId>,
+}
+
+impl TierOrder {
+    /// The policies for `direction`.
+    pub fn policies(&self, direction: Direction) -> &[PolicyId] {
+        match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
+    }
+}
+
 /// The compiled model.
 #[derive(Debug, Clone)]
 pub struct Ruleset {
     /// Compiled policies.
     pub policies: BTreeMap<PolicyId, CompiledRules>,
+    /// Every tier and its policies in evaluation order (the order each endpoint's
+    /// [`EndpointRules`] follows), for renderers that select policies per endpoint in data.
+    pub tiers: Vec<TierOrder>,
     /// Compiled profiles.
     pub profiles: BTreeMap<String, CompiledRules>,
     /// Per-endpoint chain layout.
@@ -338,10 +364,24 @@ pub fn compile(model: &Model) -> Ruleset {
     }
     let mut c = Compiler { sets };
     let mut policies = BTreeMap::new();
+    let mut tiers = Vec::new();
     for tp in model.tiers() {
         for p in &tp.policies {
             policies.insert(p.id.clone(), c.rules(&p.ingress, &p.egress));
         }
+        let ids = |direction: Direction| -> Vec<PolicyId> {
+            tp.policies
+                .iter()
+                .filter(|p| p.applies(direction))
+                .map(|p| p.id.clone())
+                .collect()
+        };
+        tiers.push(TierOrder {
+            tier: tp.tier.name.clone(),
+            default_action: tp.tier.default_action,
+            ingress: ids(Direction::Ingress),
+            egress: ids(Direction::Egress),
+        });
     }
     let profiles = model
         .profiles()
@@ -357,6 +397,7 @@ pub fn compile(model: &Model) -> Ruleset {
     }
     Ruleset {
         policies,
+        tiers,
         profiles,
         endpoints,
         ip_sets: c.sets,

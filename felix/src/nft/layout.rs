@@ -13,10 +13,14 @@
 //! vr-to-wl-dispatch           oifname vmap @vr-to-wl    ("vr…" : goto vr-tw-vr…); drop
 //! vr-from-host-dispatch       iifname vmap @vr-from-hep ("eth0" : goto vr-fh-eth0)
 //! vr-to-host-dispatch         oifname vmap @vr-to-hep   ("eth0" : goto vr-th-eth0)
-//! vr-fw-<iface> / vr-tw-<iface>   egress / ingress tiers → policy chains, profiles, drop
+//! vr-fw-<iface> / vr-tw-<iface>   jump vr-wl-pol-out / -in, profiles, drop (fixed per endpoint)
+//! vr-wl-pol-out / vr-wl-pol-in    every tier and policy in order, each policy's jump guarded by
+//!                             `iifname|oifname @vr-ap-<h>` (the workloads it selects), each
+//!                             tier's end-of-tier drop by `@vr-at-<h>-o|i`
 //! vr-fh-<iface> / vr-th-<iface>   host endpoint: failsafe ports, then ingress / egress tiers
 //! vr-failsafe-in / -out       accept failsafe ports (FelixConfiguration)
 //! vr-po-<h> / vr-pi-<h>       one policy's egress / ingress rules (shared by all endpoints)
+//! vr-ap-<h> / vr-at-<h>-o|i   workload interfaces a policy / a tier (per direction) applies to
 //! vr-pro-<h> / vr-pri-<h>     one profile's rules
 //! vr-allow / vr-pass          set the accept / pass mark bit and return (policies `goto` them)
 //! vr-s-<h>-4|6, vr-n-…, vr-p-… the policy engine's IP sets, split per family
@@ -28,6 +32,15 @@
 //! `Log` logs and continues. The endpoint chain skips the remaining policies of a tier once a
 //! bit is set, returns on accept, and drops at the end of a tier whose default is `Deny` unless
 //! a policy passed. The bits are cleared again before the packet leaves the base chain.
+//!
+//! Which policies apply to a workload is data, not rules: the shared chains `vr-wl-pol-*`
+//! list every policy of the ruleset once, and a workload's interface is an element of the
+//! membership set of each policy (and tier) that selects it. A label change or a new workload
+//! therefore changes set elements (and dispatch-map entries) only. That matters beyond the
+//! message count: any batch that adds a rule with a verdict or a verdict-map element makes the
+//! kernel re-validate every chain reachable from the base chains (`nft_table_validate`), which
+//! costs time in proportion to the whole table. Host endpoints (few, rarely changing) keep the
+//! policy jumps in their own chains.
 
 use std::collections::BTreeMap;
 
@@ -67,6 +80,10 @@ pub(crate) const CHAIN_TO_HOST: &str = "vr-to-host-dispatch";
 pub(crate) const CHAIN_FAILSAFE_IN: &str = "vr-failsafe-in";
 pub(crate) const CHAIN_FAILSAFE_OUT: &str = "vr-failsafe-out";
 pub(crate) const MAP_FROM_HOST: &str = "vr-from-hep";
+/// Shared chain: every policy's egress rules for workloads (traffic from `iifname`).
+pub(crate) const CHAIN_WL_POL_OUT: &str = "vr-wl-pol-out";
+/// Shared chain: every policy's ingress rules for workloads (traffic to `oifname`).
+pub(crate) const CHAIN_WL_POL_IN: &str = "vr-wl-pol-in";
 pub(crate) const MAP_TO_HOST: &str = "vr-to-hep";
 
 /// Everything the policy dataplane should program: calc's [`PolicyDesired`] (the compiled
@@ -79,6 +96,37 @@ pub(crate) fn policy_chain(id: &PolicyId, direction: Direction) -> String {
     match direction {
         Direction::Ingress => format!("vr-pi-{h:016x}"),
         Direction::Egress => format!("vr-po-{h:016x}"),
+    }
+}
+
+/// The set of workload interfaces a policy applies to (`vr-ap-<hash>`).
+pub(crate) fn policy_member_set(id: &PolicyId) -> String {
+    format!("vr-ap-{:016x}", fnv64(id.to_string().as_bytes()))
+}
+
+/// The set of workload interfaces at least one policy of a tier applies to, per direction.
+pub(crate) fn tier_member_set(tier: &str, direction: Direction) -> String {
+    let h = fnv64(tier.as_bytes());
+    match direction {
+        Direction::Ingress => format!("vr-at-{h:016x}-i"),
+        Direction::Egress => format!("vr-at-{h:016x}-o"),
+    }
+}
+
+/// The shared workload policy chain for one direction.
+pub(crate) fn workload_policy_chain(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Ingress => CHAIN_WL_POL_IN,
+        Direction::Egress => CHAIN_WL_POL_OUT,
+    }
+}
+
+/// Which interface identifies the workload in a direction: `iifname` for traffic from it
+/// (egress), `oifname` for traffic to it (ingress).
+pub(crate) fn workload_if(direction: Direction) -> IfDir {
+    match direction {
+        Direction::Ingress => IfDir::Out,
+        Direction::Egress => IfDir::In,
     }
 }
 

@@ -109,9 +109,13 @@ fn intervals_are_merged() {
 fn no_policy_means_profile_only_and_local_workloads_dispatch() {
     let t = render(&state(""));
     let fw = texts(&t, "vr-fw-vr00000000001");
-    assert_eq!(fw.len(), 4, "{fw:?}");
-    assert!(fw[1].starts_with("jump vr-pro-"));
-    assert_eq!(fw[3], "drop");
+    assert_eq!(fw.len(), 6, "{fw:?}");
+    assert_eq!(fw[1], "jump vr-wl-pol-out");
+    assert_eq!(fw[2], "meta mark & 0x01000000 != 0 return");
+    assert!(fw[3].starts_with("jump vr-pro-"));
+    assert_eq!(fw[5], "drop");
+    assert!(texts(&t, CHAIN_WL_POL_OUT).is_empty());
+    assert!(texts(&t, CHAIN_WL_POL_IN).is_empty());
     // Only the local workload is dispatched; b has no chain.
     assert_eq!(t.sets[MAP_FROM_WL].elems.len(), 1);
     assert!(!t.chains.contains_key("vr-fw-vr00000000002"));
@@ -129,14 +133,30 @@ fn tiers_pass_log_and_end_of_tier() {
          spec:\n  tier: sec\n  selector: all()\n  ingress:\n  - {action: Log}\n  \
          - {action: Pass, source: {selector: app == 'db'}}\n  - {action: Deny, protocol: TCP, destination: {ports: [22, '80:90']}}\n",
     ));
-    let tw = texts(&t, "vr-tw-vr00000000001");
+    // The workload's chain is fixed; the tier lives in the shared chain, guarded by sets.
+    assert_eq!(texts(&t, "vr-tw-vr00000000001")[1], "jump vr-wl-pol-in");
+    let tw = texts(&t, CHAIN_WL_POL_IN);
     assert!(
-        tw[1].starts_with("meta mark & 0x03000000 == 0 jump vr-pi-"),
+        tw[0].starts_with("meta mark & 0x03000000 == 0 oifname @vr-ap-") && tw[0].contains(" jump vr-pi-"),
         "{tw:?}"
     );
-    assert_eq!(tw[2], "meta mark & 0x01000000 != 0 return");
-    assert_eq!(tw[3], "meta mark & 0x02000000 == 0 drop");
-    let policy = tw[1].rsplit(' ').next().expect("chain").to_string();
+    assert_eq!(tw[1], "meta mark & 0x01000000 != 0 return");
+    assert!(
+        tw[2].starts_with("meta mark & 0x02000000 == 0 oifname @vr-at-") && tw[2].ends_with("-i drop"),
+        "{tw:?}"
+    );
+    assert_eq!(tw.len(), 3);
+    // Membership: a (local) is in the policy's and the tier's set; b is not local.
+    let ap = tw[0].split_whitespace().nth(7).expect("set").trim_start_matches('@');
+    let at = tw[2].split_whitespace().nth(7).expect("set").trim_start_matches('@');
+    for set in [ap, at] {
+        assert_eq!(
+            t.sets[set].elems.keys().collect::<Vec<_>>(),
+            [&ifname_key("vr00000000001")],
+            "{set}"
+        );
+    }
+    let policy = tw[0].rsplit(' ').next().expect("chain").to_string();
     let rules = texts(&t, &policy);
     assert!(rules[0].starts_with("log prefix \"vr ingress GlobalNetworkPolicy sec.g: \""));
     // Pass over a selector set: one rule per family, each setting the pass bit.
@@ -167,8 +187,8 @@ fn fixed_nets_skip_the_other_family() {
          spec:\n  selector: all()\n  egress:\n  - {action: Allow, destination: {nets: [192.0.2.0/24]}}\n  \
          - {action: Deny, destination: {notNets: [192.0.2.0/24]}}\n",
     ));
-    let fw = texts(&t, "vr-fw-vr00000000001");
-    let policy = fw[1].rsplit(' ').next().expect("chain").to_string();
+    let fw = texts(&t, CHAIN_WL_POL_OUT);
+    let policy = fw[0].rsplit(' ').next().expect("chain").to_string();
     let rules = texts(&t, &policy);
     assert_eq!(rules.len(), 3, "{rules:?}");
     assert!(rules[0].starts_with("meta nfproto ipv4 ip daddr @vr-n-"));
@@ -208,9 +228,9 @@ fn profile_pass_moves_to_the_next_profile() {
     let t2 = render(&s);
     assert_eq!(texts(&t2, &name), ["return", "drop"]);
     let tw = texts(&t2, "vr-tw-vr00000000001");
-    assert!(tw[1].ends_with(&name), "{tw:?}");
+    assert!(tw[3].ends_with(&name), "{tw:?}");
     // The missing profile is skipped; the chain still ends in drop.
-    assert_eq!(tw.len(), 6, "{tw:?}");
+    assert_eq!(tw.len(), 8, "{tw:?}");
     assert!(
         !t.chains.contains_key(&name),
         "unused profiles get no chain"
@@ -392,10 +412,55 @@ fn incremental_updates_equal_a_full_render() {
         },
         Direction::Egress,
     );
-    assert!(
-        !r.table().chains.contains_key(&from_web),
-        "a is no longer web: the policy chain nobody uses is gone"
-    );
+    // a is no longer web: it left the policy's membership set; the chain stays (every
+    // policy has one, so a label change never adds a rule).
+    assert!(r.table().chains.contains_key(&from_web));
+    let id = policy::model::PolicyId {
+        kind: policy::model::PolicyKind::GlobalNetworkPolicy,
+        namespace: None,
+        name: "from-web".into(),
+    };
+    assert!(r.table().sets[&policy_member_set(&id)].elems.is_empty());
+}
+
+/// A label change of a workload touches membership elements only, never a chain.
+#[test]
+fn a_workload_label_change_touches_only_elements() {
+    let policies = "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\n\
+        metadata: {name: to-db}\nspec: {selector: app == 'db', \
+        ingress: [{action: Allow, source: {selector: app == 'web'}}]}\n";
+    let s = |app: &str| {
+        let m = model(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: prod}}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: WorkloadEndpoint\n\
+             metadata: {{name: a, namespace: prod, labels: {{app: {app}}}}}\n\
+             spec: {{interfaceName: vr00000000001, ipNetworks: [10.0.0.1/32]}}\n{policies}"
+        ));
+        PolicyState::new(
+            policy::compile::compile(&m),
+            vec![LocalEndpoint {
+                id: EndpointId::new("prod", "a"),
+                iface: "vr00000000001".into(),
+                nets: vec![net("10.0.0.1/32")],
+                mac: None,
+            }],
+        )
+    };
+    let mut r = Rendered::of(&s("web"));
+    r.committed();
+    let next = s("db");
+    let changes = PolicyChanges {
+        all: false,
+        sets: next.ruleset.ip_sets.sets().map(|(id, _)| id.clone()).collect(),
+        endpoints: [EndpointId::new("prod", "a")].into(),
+    };
+    r.update(&next, &changes);
+    assert_eq!(r.table(), &render(&next));
+    // The endpoint's chains are re-rendered to identical content (the planner sends nothing
+    // for them); the shared chain is not touched at all.
+    assert!(!r.touched().chains.contains(CHAIN_WL_POL_IN));
+    assert!(!r.touched().chains.contains(CHAIN_WL_POL_OUT));
+    assert_eq!(texts(r.table(), "vr-tw-vr00000000001"), texts(&render(&s("web")), "vr-tw-vr00000000001"));
 }
 
 #[test]

@@ -1,13 +1,17 @@
 //! [`Rendered`]: the table content for the desired [`PolicyState`], kept between applies and
 //! updated per change. Pure.
 //!
-//! A full render places every endpoint; afterwards [`Rendered::update`] re-renders only the
-//! endpoints and IP sets named in the state's [`PolicyChanges`]: an endpoint's own chains and
-//! its dispatch-map, interface and anti-spoofing elements, and the members of changed sets.
-//! Policy and profile chains are shared: rendered when the first endpoint refers to them,
-//! removed (with the sets only they used) when the last one stops. Everything written is
-//! recorded in [`Touched`], so the planner compares only that against the kernel's view:
-//! a label change costs the changed set elements, independent of the number of endpoints.
+//! A full render writes the shared workload policy chains (`vr-wl-pol-*`, every policy of the
+//! ruleset in order, see `layout`) and places every endpoint; afterwards [`Rendered::update`]
+//! re-renders only the endpoints and IP sets named in the state's [`PolicyChanges`]: an
+//! endpoint's own chains (unchanged for a workload unless its profiles change), its
+//! policy-membership, dispatch-map, interface and anti-spoofing elements, and the members of
+//! changed sets. Policy chains are rendered once per full render for workloads; host
+//! endpoints refer to them too, and profile chains are rendered when the first endpoint
+//! refers to them and removed (with the sets only they used) when the last one stops.
+//! Everything written is recorded in [`Touched`], so the planner compares only that against
+//! the kernel's view: a label change costs the changed set elements, independent of the
+//! number of endpoints, and adds no rule (which would make the kernel re-validate the table).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,7 +25,8 @@ use super::layout::{
     CHAIN_ALLOW, CHAIN_FAILSAFE_IN, CHAIN_FAILSAFE_OUT, CHAIN_PASS, MAP_FROM_HOST, MAP_FROM_WL,
     MAP_TO_HOST, MAP_TO_WL, MARK_ACCEPT, MARK_PASS, PolicyState, SET_WL_IFACES, SET_WL_SRC4,
     SET_WL_SRC6, addr_bytes, conntrack, end_of, endpoint_chain, family_of, host_chain,
-    interval_elems, log_prefix, policy_chain, profile_chain, rule, set_name, skeleton,
+    interval_elems, log_prefix, policy_chain, policy_member_set, profile_chain, rule, set_name,
+    skeleton, tier_member_set, workload_if, workload_policy_chain,
 };
 use super::spec::{
     ChainSpec, Cond, ElemValue, Family, RuleSpec, SetKind, SetSpec, Stmt, TableSpec, Verdict,
@@ -78,7 +83,7 @@ struct Placed {
     /// Shared (policy and profile) chains its chains jump to.
     refs: Vec<String>,
     /// Elements it added: (set, key).
-    elems: Vec<(&'static str, Vec<u8>)>,
+    elems: Vec<(String, Vec<u8>)>,
 }
 
 /// A policy or profile chain and the sets its rules use.
@@ -178,6 +183,9 @@ impl Rendered {
         self.set_refs.clear();
         self.touch_all();
         self.rendered_once = true;
+        for direction in [Direction::Egress, Direction::Ingress] {
+            self.workload_policies(&state.ruleset, direction);
+        }
         for id in state.workloads.keys().chain(state.host_endpoints.keys()) {
             self.place_endpoint(state, id);
         }
@@ -194,7 +202,7 @@ impl Rendered {
             self.touched.chain(chain);
         }
         for (set, key) in &p.elems {
-            if let Some(s) = self.table.sets.get_mut(*set) {
+            if let Some(s) = self.table.sets.get_mut(set.as_str()) {
                 s.elems.remove(key);
             }
             self.touched.elem(set, key);
@@ -238,11 +246,24 @@ impl Rendered {
                 };
                 (endpoint_chain(iface, direction), map, Vec::new())
             };
-            let chain = self.endpoint(&state.ruleset, rules, direction, prefix, &mut placed);
+            let chain = self.endpoint(&state.ruleset, rules, direction, prefix, host, &mut placed);
             self.table.chains.insert(name.clone(), chain);
             self.touched.chain(&name);
             self.insert_elem(map, key.clone(), ElemValue::Goto(name.clone()), &mut placed);
             placed.chains.push(name);
+            if !host {
+                // The policies (and tiers) that apply to this workload: membership elements.
+                for tier in rules.tiers(direction) {
+                    for p in &tier.policies {
+                        let set = policy_member_set(p);
+                        self.insert_elem(&set, key.clone(), ElemValue::Key, &mut placed);
+                    }
+                    if tier.default_action == TierDefaultAction::Deny {
+                        let set = tier_member_set(&tier.tier, direction);
+                        self.insert_elem(&set, key.clone(), ElemValue::Key, &mut placed);
+                    }
+                }
+            }
         }
         if !host && let Some(w) = state.workloads.get(id) {
             self.insert_elem(SET_WL_IFACES, key.clone(), ElemValue::Key, &mut placed);
@@ -261,27 +282,106 @@ impl Rendered {
         self.placed.insert(id.clone(), placed);
     }
 
-    fn insert_elem(
-        &mut self,
-        set: &'static str,
-        key: Vec<u8>,
-        value: ElemValue,
-        placed: &mut Placed,
-    ) {
-        if let Some(s) = self.table.sets.get_mut(set) {
-            s.elems.insert(key.clone(), value);
+    fn insert_elem(&mut self, set: &str, key: Vec<u8>, value: ElemValue, placed: &mut Placed) {
+        let Some(s) = self.table.sets.get_mut(set) else {
+            return;
+        };
+        if s.elems.insert(key.clone(), value).is_some() {
+            // Already there (a policy applying in both directions): recorded once.
+            return;
         }
         self.touched.elem(set, &key);
-        placed.elems.push((set, key));
+        placed.elems.push((set.to_string(), key));
     }
 
-    /// One endpoint's chain for `direction`: `prefix`, then tiers, profiles, drop.
+    /// The shared chain deciding the policies for workloads in `direction`: every tier and
+    /// policy of the ruleset in order, each guarded by its membership set (created empty here;
+    /// placing a workload adds its interface to the sets of what selects it).
+    fn workload_policies(&mut self, ruleset: &Ruleset, direction: Direction) {
+        let dir = workload_if(direction);
+        let mut rules = Vec::new();
+        for tier in &ruleset.tiers {
+            let ids = tier.policies(direction);
+            if ids.is_empty() {
+                continue;
+            }
+            if !rules.is_empty() {
+                rules.push(RuleSpec::new(
+                    Vec::new(),
+                    vec![Stmt::MarkClear(MARK_PASS)],
+                    Verdict::Continue,
+                ));
+            }
+            for id in ids {
+                let chain = self.acquire_policy(ruleset, id, direction);
+                let set = policy_member_set(id);
+                self.add_member_set(&set);
+                rules.push(rule(
+                    vec![
+                        Cond::Mark {
+                            mask: MARK_ACCEPT | MARK_PASS,
+                            zero: true,
+                        },
+                        Cond::IfInSet {
+                            dir,
+                            set,
+                            negated: false,
+                        },
+                    ],
+                    Verdict::Jump(chain),
+                ));
+            }
+            rules.push(rule(
+                vec![Cond::Mark {
+                    mask: MARK_ACCEPT,
+                    zero: false,
+                }],
+                Verdict::Return,
+            ));
+            if tier.default_action == TierDefaultAction::Deny {
+                let set = tier_member_set(&tier.tier, direction);
+                self.add_member_set(&set);
+                rules.push(rule(
+                    vec![
+                        Cond::Mark {
+                            mask: MARK_PASS,
+                            zero: true,
+                        },
+                        Cond::IfInSet {
+                            dir,
+                            set,
+                            negated: false,
+                        },
+                    ],
+                    Verdict::Drop,
+                ));
+            }
+        }
+        let name = workload_policy_chain(direction);
+        self.table
+            .chains
+            .insert(name.to_string(), ChainSpec::regular(rules));
+        self.touched.chain(name);
+    }
+
+    fn add_member_set(&mut self, name: &str) {
+        if !self.table.sets.contains_key(name) {
+            self.table
+                .sets
+                .insert(name.to_string(), SetSpec::new(SetKind::Ifaces));
+            self.touched.set(name);
+        }
+    }
+
+    /// One endpoint's chain for `direction`: `prefix`, then the policies (a workload: the
+    /// shared chain; a host endpoint: its tiers inline), profiles, drop.
     fn endpoint(
         &mut self,
         ruleset: &Ruleset,
         ep: &EndpointRules,
         direction: Direction,
         mut rules: Vec<RuleSpec>,
+        host: bool,
         placed: &mut Placed,
     ) -> ChainSpec {
         rules.push(RuleSpec::new(
@@ -289,7 +389,21 @@ impl Rendered {
             vec![Stmt::MarkClear(MARK_ACCEPT | MARK_PASS)],
             Verdict::Continue,
         ));
-        for (i, tier) in ep.tiers(direction).iter().enumerate() {
+        if !host {
+            rules.push(rule(
+                Vec::new(),
+                Verdict::Jump(workload_policy_chain(direction).into()),
+            ));
+            rules.push(rule(
+                vec![Cond::Mark {
+                    mask: MARK_ACCEPT,
+                    zero: false,
+                }],
+                Verdict::Return,
+            ));
+        }
+        let host_tiers = if host { ep.tiers(direction) } else { &[] };
+        for (i, tier) in host_tiers.iter().enumerate() {
             if i > 0 {
                 rules.push(RuleSpec::new(
                     Vec::new(),
