@@ -10,10 +10,15 @@
 //! 4. Deleting a WorkloadEndpoint removes its route.
 //! 5. Stopping the agent leaves the routes; a restarted agent adopts them with no
 //!    `Deleted` event in `ip monitor route`.
+//!
+//! With the nftables dataplane: default allow, allow-from-label, a label change, filtering
+//! that stays when the agent stops, a restart that deletes no route and leaves the table
+//! identical, and an nft element removed by hand restored by the periodic resync.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns: a panic is the failure report
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use datastore::etcd::{EtcdConfig, Store};
@@ -234,22 +239,8 @@ fn agent_programs_routes_and_sysctls_and_pods_talk_through_the_node() {
     for pod in &pods {
         has_route(&node, pod).unwrap();
     }
-    let monitor = node
-        .spawn(&["stdbuf", "-oL", "ip", "monitor", "route"])
-        .unwrap();
-    let log = monitor.log_path().unwrap().to_path_buf();
+    let (_monitor, log) = route_monitor(&node, 1);
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    let mut live = false;
-    for i in 1..50u8 {
-        let marker = format!("198.51.100.{i}");
-        node.ip(&["route", "add", &format!("{marker}/32"), "dev", "up0"])
-            .unwrap();
-        if eventually(Duration::from_millis(200), || read_log().contains(&marker)) {
-            live = true;
-            break;
-        }
-    }
-    assert!(live, "ip monitor never started");
     let agent = start_agent(&etcd, &node);
     // Let it run through a resync too.
     let resyncs = agent.status().resyncs();
@@ -272,6 +263,25 @@ fn agent_programs_routes_and_sysctls_and_pods_talk_through_the_node() {
         eventually_ok(WAIT, || pods[a].ns.ping(pods[b].ip)).unwrap();
     }
     agent.stop().unwrap();
+}
+
+/// `ip monitor route` in `node`, live (a marker route `198.51.100.<first…>` it printed):
+/// the guard and the log to read.
+fn route_monitor(node: &Netns, first: u8) -> (test_support::process::ChildGuard, PathBuf) {
+    let monitor = node
+        .spawn(&["stdbuf", "-oL", "ip", "monitor", "route"])
+        .unwrap();
+    let log = monitor.log_path().unwrap().to_path_buf();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    for i in first..first + 50 {
+        let marker = format!("198.51.100.{i}");
+        node.ip(&["route", "add", &format!("{marker}/32"), "dev", "up0"])
+            .unwrap();
+        if eventually(Duration::from_millis(200), || read_log().contains(&marker)) {
+            return (monitor, log);
+        }
+    }
+    panic!("ip monitor never started");
 }
 
 fn yaml(text: &str) -> Resource {
@@ -379,4 +389,61 @@ spec:
     agent.stop().unwrap();
     blocked(&pods[2], &pods[1]).unwrap();
     pods[0].ns.ping(pods[1].ip).unwrap();
+
+    // Restarting it removes and re-adds no route and leaves the table content identical.
+    let nft_list = || {
+        node.exec_ok(&["nft", "list", "table", "inet", "vrouter"])
+            .unwrap()
+    };
+    let table = nft_list();
+    let routes = proto80(&node);
+    let (_monitor, log) = route_monitor(&node, 101);
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let agent = start_agent_with(
+        AgentConfig::new(NODE, EtcdConfig::new([etcd.endpoint()]))
+            .in_netns(node.name())
+            .with_nftables(),
+    );
+    let resyncs = agent.status().resyncs();
+    assert!(eventually(WAIT, || agent.status().resyncs() > resyncs + 1));
+    assert_eq!(nft_list(), table, "the restarted agent changed the table");
+    assert_eq!(proto80(&node), routes);
+    node.ip(&["route", "add", "198.51.100.250/32", "dev", "up0"])
+        .unwrap();
+    assert!(eventually(WAIT, || read_log().contains("198.51.100.250")));
+    let events = read_log();
+    let deleted: Vec<&str> = events
+        .lines()
+        .filter(|l| l.starts_with("Deleted"))
+        .collect();
+    assert!(deleted.is_empty(), "delete events on restart: {deleted:?}");
+    assert!(
+        !events.contains("10.66.0."),
+        "routes rewritten on restart: {events}"
+    );
+    blocked(&pods[2], &pods[1]).unwrap();
+    pods[0].ns.ping(pods[1].ip).unwrap();
+
+    // An nft element removed by hand (pod0's address in the policy's source set) comes back
+    // at the next periodic resync.
+    let set = table
+        .split("\n\tset ")
+        .find(|b| b.starts_with("vr-s-") && b.contains(&pods[0].ip.to_string()))
+        .and_then(|b| b.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    node.exec_ok(&[
+        "nft",
+        "delete",
+        "element",
+        "inet",
+        "vrouter",
+        &set,
+        &format!("{{ {} }}", pods[0].ip),
+    ])
+    .unwrap();
+    assert_ne!(nft_list(), table);
+    assert!(eventually(WAIT, || nft_list() == table), "{}", nft_list());
+    eventually_ok(WAIT, || pods[0].ns.ping(pods[1].ip)).unwrap();
+    agent.stop().unwrap();
 }

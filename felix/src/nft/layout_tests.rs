@@ -137,18 +137,28 @@ fn tiers_pass_log_and_end_of_tier() {
     assert_eq!(texts(&t, "vr-tw-vr00000000001")[1], "jump vr-wl-pol-in");
     let tw = texts(&t, CHAIN_WL_POL_IN);
     assert!(
-        tw[0].starts_with("meta mark & 0x03000000 == 0 oifname @vr-ap-") && tw[0].contains(" jump vr-pi-"),
+        tw[0].starts_with("meta mark & 0x03000000 == 0 oifname @vr-ap-")
+            && tw[0].contains(" jump vr-pi-"),
         "{tw:?}"
     );
     assert_eq!(tw[1], "meta mark & 0x01000000 != 0 return");
     assert!(
-        tw[2].starts_with("meta mark & 0x02000000 == 0 oifname @vr-at-") && tw[2].ends_with("-i drop"),
+        tw[2].starts_with("meta mark & 0x02000000 == 0 oifname @vr-at-")
+            && tw[2].ends_with("-i drop"),
         "{tw:?}"
     );
     assert_eq!(tw.len(), 3);
     // Membership: a (local) is in the policy's and the tier's set; b is not local.
-    let ap = tw[0].split_whitespace().nth(7).expect("set").trim_start_matches('@');
-    let at = tw[2].split_whitespace().nth(7).expect("set").trim_start_matches('@');
+    let ap = tw[0]
+        .split_whitespace()
+        .nth(7)
+        .expect("set")
+        .trim_start_matches('@');
+    let at = tw[2]
+        .split_whitespace()
+        .nth(7)
+        .expect("set")
+        .trim_start_matches('@');
     for set in [ap, at] {
         assert_eq!(
             t.sets[set].elems.keys().collect::<Vec<_>>(),
@@ -451,7 +461,12 @@ fn a_workload_label_change_touches_only_elements() {
     let next = s("db");
     let changes = PolicyChanges {
         all: false,
-        sets: next.ruleset.ip_sets.sets().map(|(id, _)| id.clone()).collect(),
+        sets: next
+            .ruleset
+            .ip_sets
+            .sets()
+            .map(|(id, _)| id.clone())
+            .collect(),
         endpoints: [EndpointId::new("prod", "a")].into(),
     };
     r.update(&next, &changes);
@@ -460,7 +475,10 @@ fn a_workload_label_change_touches_only_elements() {
     // for them); the shared chain is not touched at all.
     assert!(!r.touched().chains.contains(CHAIN_WL_POL_IN));
     assert!(!r.touched().chains.contains(CHAIN_WL_POL_OUT));
-    assert_eq!(texts(r.table(), "vr-tw-vr00000000001"), texts(&render(&s("web")), "vr-tw-vr00000000001"));
+    assert_eq!(
+        texts(r.table(), "vr-tw-vr00000000001"),
+        texts(&render(&s("web")), "vr-tw-vr00000000001")
+    );
 }
 
 #[test]
