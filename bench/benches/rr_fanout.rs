@@ -52,9 +52,11 @@ const RR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 const HOLD: u16 = 240;
 const ROLE_ENV: &str = "RR_FANOUT_ROLE";
 const CLIENTS_ENV: &str = "RR_FANOUT_CHILD_CLIENTS";
-const WAIT: Duration = Duration::from_secs(20);
+/// How long a phase may take before the run fails (BIRD 2.0.12 accepts with a backlog of 8,
+/// so some of N simultaneous connects wait for SYN retransmissions).
+const WAIT: Duration = Duration::from_secs(120);
 
-/// The next hop client `i` announces: on the namespace's `dummy0` network (10.0.0.0/8), since
+/// The next hop client `i` announces: on the namespace's `nh0` network (10.0.0.0/8), since
 /// BGP rejects loopback next hops.
 fn next_hop(i: usize) -> Ipv4Addr {
     let [_, _, c, d] = client_ip(i).octets();
@@ -116,7 +118,8 @@ fn run_vrouter_child() {
         peer.route_reflector_client = true;
         config.peers.push(peer);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // The runtime `vrouter-reflector` runs on (one worker per core).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
@@ -150,7 +153,7 @@ impl Reflector {
                 let mut config = format!(
                     "log stderr {{ warning, error, fatal, bug }};\nrouter id {RR};\n\
                      protocol device {{ scan time 10; }}\n\
-                     protocol direct {{ ipv4; interface \"dummy0\"; }}\n\
+                     protocol direct {{ ipv4; interface \"nh0\"; }}\n\
                      template bgp rrc {{ local {RR} as {ASN}; passive on; rr client; \
                      rr cluster id {CLUSTER_ID}; hold time {HOLD}; \
                      ipv4 {{ import all; export where source = RTS_BGP; }}; }}\n"
@@ -161,7 +164,23 @@ impl Reflector {
                         client_ip(i)
                     ));
                 }
-                Reflector::Bird(Bird::start(ns, &config).expect("BIRD starts"))
+                let bird = Bird::start(ns, &config).expect("BIRD starts");
+                // Every session waiting for its client, so no connect arrives before its
+                // protocol is ready.
+                let deadline = Instant::now() + WAIT;
+                loop {
+                    let protocols = bird.birdc("show protocols").unwrap_or_default();
+                    let passive = protocols
+                        .lines()
+                        .filter(|l| l.contains(" BGP ") && l.contains("Passive"))
+                        .count();
+                    if passive == n {
+                        break;
+                    }
+                    assert!(Instant::now() < deadline, "BIRD: {passive} of {n} passive");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Reflector::Bird(bird)
             }
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -176,6 +195,26 @@ impl Reflector {
         match self {
             Reflector::Vrouter(child) => child.id(),
             Reflector::Bird(bird) => bird.pid(),
+        }
+    }
+
+    /// What the reflector says about its sessions (for a failed run).
+    fn diagnose(&self) -> String {
+        match self {
+            Reflector::Vrouter(child) => child.log_tail(20),
+            Reflector::Bird(bird) => {
+                let protocols = bird.birdc("show protocols").unwrap_or_default();
+                let mut states: std::collections::BTreeMap<String, usize> = Default::default();
+                for line in protocols.lines().filter(|l| l.contains(" BGP ")) {
+                    let state = line
+                        .split_whitespace()
+                        .skip(5)
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    *states.entry(state).or_default() += 1;
+                }
+                format!("BIRD sessions by state: {states:?}\n{}", bird.log_tail(20))
+            }
         }
     }
 
@@ -293,6 +332,22 @@ fn fleet(n: usize, blocks: usize) -> Fleet {
     }
 }
 
+/// Whether an I/O error means "the reflector dropped a connection it had not accepted as a
+/// session yet" (BIRD resets connections that arrive before their protocol is ready).
+fn is_early_drop(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::BrokenPipe
+    )
+}
+
+/// One simulated client: connects (again, after 50 ms, while the reflector drops it before
+/// the session is Established, as a BGP speaker's ConnectRetry would), announces its blocks
+/// once Established and reports every route it receives.
 fn client(
     i: usize,
     n: usize,
@@ -300,22 +355,29 @@ fn client(
     tx: &mpsc::Sender<Event>,
     wtx: &mpsc::Sender<(usize, TcpStream)>,
 ) -> std::io::Result<()> {
-    let me = client_ip(i);
-    let mut stream = loop {
-        match connect_from(me) {
-            Ok(s) => break s,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => return Err(e),
+    loop {
+        match session(i, n, blocks, tx, wtx) {
+            Err(e) if is_early_drop(&e) => std::thread::sleep(Duration::from_millis(50)),
+            other => return other,
         }
-    };
+    }
+}
+
+/// One connection of client `i`; an error before Established lets [`client`] retry.
+fn session(
+    i: usize,
+    n: usize,
+    blocks: usize,
+    tx: &mpsc::Sender<Event>,
+    wtx: &mpsc::Sender<(usize, TcpStream)>,
+) -> std::io::Result<()> {
+    let me = client_ip(i);
+    let mut stream = connect_from(me)?;
     let caps = vec![
         Capability::MultiProtocol(Family::Ipv4Unicast.afi_safi()),
         Capability::FourOctetAs(ASN),
     ];
     send(&mut stream, &Message::Open(Open::new(ASN, HOLD, me, caps)))?;
-    let _ = wtx.send((i, stream.try_clone()?));
     let mut buf = vec![0u8; 1 << 16];
     let mut pending: Vec<u8> = Vec::with_capacity(1 << 16);
     let mut established = false;
@@ -323,10 +385,22 @@ fn client(
     let want = blocks * (n - 1);
     let mine: HashSet<Prefix> = (0..blocks).map(|k| block(i, k)).collect();
     let mut complete = want == 0;
+    // After Established a closed session is a failure of the run, not a retry.
+    let fatal = |e: std::io::Error, established: bool| {
+        if established {
+            std::io::Error::other(format!("after Established: {e}"))
+        } else {
+            e
+        }
+    };
     loop {
-        let (len, at) = read_stamped(&stream, &mut buf)?;
+        let (len, at) = read_stamped(&stream, &mut buf).map_err(|e| fatal(e, established))?;
         if len == 0 {
-            return Err(std::io::Error::other("reflector closed the session"));
+            let closed = std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "reflector closed the session",
+            );
+            return Err(fatal(closed, established));
         }
         pending.extend_from_slice(&buf[..len]);
         loop {
@@ -354,6 +428,7 @@ fn client(
                         let nlri = mine.iter().map(|p| Nlri::new(*p)).collect();
                         send(&mut stream, &Message::Update(Update::announce(attrs, nlri)))?;
                     }
+                    let _ = wtx.send((i, stream.try_clone()?));
                     let _ = tx.send(Event::Up);
                 }
                 Message::Update(update) => {
@@ -382,7 +457,13 @@ fn client(
                     }
                 }
                 Message::Notification(n) => {
-                    return Err(std::io::Error::other(format!("notification {n}")));
+                    return Err(fatal(
+                        std::io::Error::new(
+                            std::io::ErrorKind::ConnectionAborted,
+                            format!("notification {n}"),
+                        ),
+                        established,
+                    ));
                 }
                 _ => {}
             }
@@ -459,7 +540,7 @@ struct Run {
 
 /// Waits until `n` clients reported `Complete` (or `Up` when `blocks == 0`); returns the
 /// completion times relative to the fleet start.
-fn wait_complete(fleet: &Fleet, n: usize, blocks: usize) -> Vec<Duration> {
+fn wait_complete(fleet: &Fleet, n: usize, blocks: usize) -> Result<Vec<Duration>, String> {
     let mut ups = 0;
     let mut done = Vec::new();
     let deadline = Instant::now() + WAIT;
@@ -472,19 +553,21 @@ fn wait_complete(fleet: &Fleet, n: usize, blocks: usize) -> Vec<Duration> {
         match event {
             Ok(Event::Up) => ups += 1,
             Ok(Event::Complete { at, .. }) => done.push(at.saturating_sub(fleet.start)),
-            Ok(Event::Failed(i, e)) => panic!("client {i}: {e}"),
+            Ok(Event::Failed(i, e)) => return Err(format!("client {i}: {e}")),
             Ok(Event::Route { .. }) => {}
-            Err(_) => panic!(
-                "cold start: {} of {n} clients complete, {ups} up after {WAIT:?}",
-                done.len()
-            ),
+            Err(_) => {
+                return Err(format!(
+                    "cold start: {} of {n} clients complete, {ups} up after {WAIT:?}",
+                    done.len()
+                ));
+            }
         }
         if blocks == 0 && ups == n {
             break;
         }
     }
     done.sort();
-    done
+    Ok(done)
 }
 
 /// One announce-or-withdraw round: returns (time until the last receiver, spread first→last).
@@ -539,7 +622,10 @@ fn measure(kind: Kind, ns: &Netns, n: usize, blocks: usize, rounds: usize) -> Ru
     );
     let reflector = Reflector::start(kind, ns, n);
     let mut fleet = fleet(n, blocks);
-    let done = wait_complete(&fleet, n, blocks);
+    let done = match wait_complete(&fleet, n, blocks) {
+        Ok(done) => done,
+        Err(e) => panic!("{}: {e}\n{}", kind.name(), reflector.diagnose()),
+    };
     let mut run = Run {
         cold_median: done.get(done.len() / 2).copied().unwrap_or_default(),
         cold_last: done.last().copied().unwrap_or_default(),
@@ -612,12 +698,24 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(25);
+    let kinds: Vec<Kind> = std::env::var("RR_FANOUT_REFLECTORS")
+        .unwrap_or_else(|_| "vrouter,bird".to_string())
+        .split(',')
+        .filter_map(|s| match s.trim() {
+            "vrouter" => Some(Kind::Vrouter),
+            "bird" => Some(Kind::Bird),
+            _ => None,
+        })
+        .collect();
     let ns = Netns::new("rrb").expect("namespace");
     ns.set_up("lo").expect("lo up");
-    ns.ip(&["link", "add", "dummy0", "type", "dummy"])
-        .expect("dummy0");
-    ns.add_addr("dummy0", "10.0.0.1/8").expect("dummy0 address");
-    ns.set_up("dummy0").expect("dummy0 up");
+    // The clients' next hops live on 10.0.0.0/8, an up link of the namespace (a veth pair:
+    // the `dummy` module is not always there).
+    ns.ip(&["link", "add", "nh0", "type", "veth", "peer", "name", "nh1"])
+        .expect("veth nh0");
+    ns.add_addr("nh0", "10.0.0.1/8").expect("nh0 address");
+    ns.set_up("nh0").expect("nh0 up");
+    ns.set_up("nh1").expect("nh1 up");
     let target = std::fs::File::open(format!("/var/run/netns/{}", ns.name())).expect("netns");
     rustix::thread::move_into_link_name_space(
         target.as_fd(),
@@ -627,7 +725,7 @@ fn main() {
 
     let mut results: Vec<(usize, Kind, Run)> = Vec::new();
     for &n in &sizes {
-        for kind in [Kind::Vrouter, Kind::Bird] {
+        for kind in kinds.iter().copied() {
             let run = measure(kind, &ns, n, 4, rounds);
             results.push((n, kind, run));
         }

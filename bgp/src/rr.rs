@@ -260,6 +260,63 @@ mod tests {
         );
     }
 
+    /// The whole RFC 4456 §6 / RFC 4271 §9.2 table, every (from, to) pair, reflector or not.
+    #[test]
+    fn advertise_table_is_complete() {
+        use Advertise::{No, Normal, Reflect};
+        use PeerRole::{Client, Ebgp, Local, NonClient};
+        // (from, to, as a reflector, as a plain speaker)
+        let table = [
+            (Local, Client, Normal, Normal),
+            (Local, NonClient, Normal, Normal),
+            (Local, Ebgp, Normal, Normal),
+            (Ebgp, Client, Normal, Normal),
+            (Ebgp, NonClient, Normal, Normal),
+            (Ebgp, Ebgp, Normal, Normal),
+            (Client, Client, Reflect, No),
+            (Client, NonClient, Reflect, No),
+            (Client, Ebgp, Normal, Normal),
+            (NonClient, Client, Reflect, No),
+            (NonClient, NonClient, No, No),
+            (NonClient, Ebgp, Normal, Normal),
+        ];
+        for (from, to, reflector, plain) in table {
+            assert_eq!(advertise(from, to, RR), reflector, "{from:?}->{to:?} (RR)");
+            assert_eq!(advertise(from, to, None), plain, "{from:?}->{to:?}");
+        }
+    }
+
+    #[test]
+    fn reflection_keeps_a_present_originator_even_with_an_empty_cluster_list() {
+        let origin = Ipv4Addr::new(10, 0, 0, 42);
+        let mut attrs = PathAttributes {
+            originator_id: Some(origin),
+            ..PathAttributes::default()
+        };
+        reflect(
+            &mut attrs,
+            Ipv4Addr::new(10, 0, 0, 7),
+            Ipv4Addr::new(1, 1, 1, 1),
+        );
+        assert_eq!(attrs.originator_id, Some(origin));
+        assert_eq!(attrs.cluster_list, vec![Ipv4Addr::new(1, 1, 1, 1)]);
+    }
+
+    #[test]
+    fn clean_routes_are_not_loops() {
+        let attrs = PathAttributes {
+            originator_id: Some(Ipv4Addr::new(10, 0, 0, 9)),
+            cluster_list: vec![Ipv4Addr::new(3, 3, 3, 3)],
+            ..PathAttributes::default()
+        };
+        assert_eq!(import_loop(&attrs, ME, RR), None);
+        assert_eq!(import_loop(&PathAttributes::default(), ME, RR), None);
+        assert_eq!(
+            LoopReason::OriginatorIsUs.to_string(),
+            "ORIGINATOR_ID is our router id"
+        );
+    }
+
     #[test]
     fn originator_is_not_sent_its_own_route() {
         let attrs = PathAttributes {
