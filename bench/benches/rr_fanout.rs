@@ -30,7 +30,6 @@ use std::io::{IoSliceMut, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::mpsc;
-use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bgp::speaker::{CountingFib, PeerConfig, Speaker, SpeakerConfig};
@@ -39,6 +38,7 @@ use bgp::wire::{
     decode_message, encode_message,
 };
 use nix::cmsg_space;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::socket::{
     AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, SockaddrIn, bind, connect,
     recvmsg, setsockopt, socket, sockopt,
@@ -50,6 +50,9 @@ const ASN: u32 = 64512;
 const CLUSTER_ID: Ipv4Addr = Ipv4Addr::new(10, 255, 0, 1);
 const RR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 const HOLD: u16 = 240;
+/// How often the clients send KEEPALIVE (a third of the hold time would do; BIRD's cold start
+/// can take minutes).
+const KEEPALIVE: Duration = Duration::from_secs(30);
 const ROLE_ENV: &str = "RR_FANOUT_ROLE";
 const CLIENTS_ENV: &str = "RR_FANOUT_CHILD_CLIENTS";
 /// How long a phase may take before the run fails (BIRD 2.0.12 accepts with a backlog of 8,
@@ -80,6 +83,14 @@ fn round_prefix(r: usize) -> Prefix {
     let r = u32::try_from(r).unwrap_or(0);
     let base = u32::from(Ipv4Addr::new(10, 200, 0, 0));
     Prefix::new(IpAddr::V4(Ipv4Addr::from(base + r * 64)), 26).expect("valid /26")
+}
+
+/// Whether `prefix` is one of the fan-out rounds' (10.200.0.0/16), not a client's block.
+fn is_round_prefix(prefix: &Prefix) -> bool {
+    match prefix.addr() {
+        IpAddr::V4(a) => a.octets()[..2] == [10, 200],
+        IpAddr::V6(_) => false,
+    }
 }
 
 fn ctx() -> CodecContext {
@@ -118,11 +129,15 @@ fn run_vrouter_child() {
         peer.route_reflector_client = true;
         config.peers.push(peer);
     }
-    // The runtime `vrouter-reflector` runs on (one worker per core).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    // The runtime `vrouter-reflector` runs on (one worker per core), or a single thread
+    // (`RR_FANOUT_RUNTIME=current`) for comparison.
+    let runtime = match std::env::var("RR_FANOUT_RUNTIME").as_deref() {
+        Ok("current") => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build()
+    .expect("runtime");
     runtime.block_on(async move {
         let _handle = Speaker::start(config, Box::new(CountingFib::new()))
             .await
@@ -231,7 +246,10 @@ impl Reflector {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Simulated clients: one thread each, reading with kernel timestamps.
+// Simulated clients: non-blocking sockets driven by one epoll thread, reading with kernel
+// timestamps. One thread (not one per client) so that the reflector's N sends do not each
+// wake and get preempted by a client thread: a send then costs what it costs a real
+// reflector whose clients are other machines.
 
 #[derive(Debug)]
 enum Event {
@@ -248,18 +266,22 @@ enum Event {
     Failed(usize, String),
 }
 
+/// Starts a non-blocking connect from `src` to the reflector.
 fn connect_from(src: Ipv4Addr) -> std::io::Result<TcpStream> {
     let fd: OwnedFd = socket(
         AddressFamily::Inet,
         SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         None,
     )?;
     bind(fd.as_raw_fd(), &SockaddrIn::from(SocketAddrV4::new(src, 0)))?;
-    connect(
+    match connect(
         fd.as_raw_fd(),
         &SockaddrIn::from(SocketAddrV4::new(RR, 179)),
-    )?;
+    ) {
+        Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => {}
+        Err(e) => return Err(e.into()),
+    }
     setsockopt(&fd, sockopt::ReceiveTimestampns, &true)?;
     let stream = TcpStream::from(fd);
     stream.set_nodelay(true)?;
@@ -304,22 +326,15 @@ struct Fleet {
 fn fleet(n: usize, blocks: usize) -> Fleet {
     let (tx, events) = mpsc::channel();
     let (wtx, wrx) = mpsc::channel();
-    let barrier = Arc::new(Barrier::new(n + 1));
-    for i in 0..n {
-        let (tx, wtx, barrier) = (tx.clone(), wtx.clone(), Arc::clone(&barrier));
-        std::thread::Builder::new()
-            .name(format!("client{i}"))
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                barrier.wait();
-                if let Err(e) = client(i, n, blocks, &tx, &wtx) {
-                    let _ = tx.send(Event::Failed(i, e.to_string()));
-                }
-            })
-            .expect("spawn client thread");
-    }
     let start = now();
-    barrier.wait();
+    std::thread::Builder::new()
+        .name("clients".to_string())
+        .spawn(move || {
+            if let Err(e) = reactor(n, blocks, &tx, &wtx) {
+                let _ = tx.send(Event::Failed(usize::MAX, e.to_string()));
+            }
+        })
+        .expect("spawn client thread");
     let mut writers: Vec<Option<TcpStream>> = (0..n).map(|_| None).collect();
     for _ in 0..n {
         let (i, w): (usize, TcpStream) = wrx.recv_timeout(WAIT).expect("client connected");
@@ -345,129 +360,237 @@ fn is_early_drop(e: &std::io::Error) -> bool {
     )
 }
 
-/// One simulated client: connects (again, after 50 ms, while the reflector drops it before
-/// the session is Established, as a BGP speaker's ConnectRetry would), announces its blocks
-/// once Established and reports every route it receives.
-fn client(
+/// One simulated client's session state.
+struct Client {
     i: usize,
-    n: usize,
-    blocks: usize,
-    tx: &mpsc::Sender<Event>,
-    wtx: &mpsc::Sender<(usize, TcpStream)>,
-) -> std::io::Result<()> {
-    loop {
-        match session(i, n, blocks, tx, wtx) {
-            Err(e) if is_early_drop(&e) => std::thread::sleep(Duration::from_millis(50)),
-            other => return other,
-        }
-    }
+    stream: Option<TcpStream>,
+    connecting: bool,
+    established: bool,
+    pending: Vec<u8>,
+    held: HashSet<Prefix>,
+    mine: HashSet<Prefix>,
+    want: usize,
+    complete: bool,
+    /// When to connect again after the reflector dropped an early connection.
+    retry_at: Option<Instant>,
 }
 
-/// One connection of client `i`; an error before Established lets [`client`] retry.
-fn session(
-    i: usize,
+/// Drives every client from one thread until the channel to the main thread closes or the
+/// reflector ends the sessions. Clients connect again (after 50 ms, as a BGP speaker's
+/// ConnectRetry would) while the reflector drops them before Established.
+fn reactor(
     n: usize,
     blocks: usize,
     tx: &mpsc::Sender<Event>,
     wtx: &mpsc::Sender<(usize, TcpStream)>,
 ) -> std::io::Result<()> {
-    let me = client_ip(i);
-    let mut stream = connect_from(me)?;
-    let caps = vec![
-        Capability::MultiProtocol(Family::Ipv4Unicast.afi_safi()),
-        Capability::FourOctetAs(ASN),
-    ];
-    send(&mut stream, &Message::Open(Open::new(ASN, HOLD, me, caps)))?;
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+    let mut clients: Vec<Client> = (0..n)
+        .map(|i| Client {
+            i,
+            stream: None,
+            connecting: false,
+            established: false,
+            pending: Vec::new(),
+            held: HashSet::new(),
+            mine: (0..blocks).map(|k| block(i, k)).collect(),
+            want: blocks * (n - 1),
+            complete: blocks == 0,
+            retry_at: Some(Instant::now()),
+        })
+        .collect();
     let mut buf = vec![0u8; 1 << 16];
-    let mut pending: Vec<u8> = Vec::with_capacity(1 << 16);
-    let mut established = false;
-    let mut held: HashSet<Prefix> = HashSet::new();
-    let want = blocks * (n - 1);
-    let mine: HashSet<Prefix> = (0..blocks).map(|k| block(i, k)).collect();
-    let mut complete = want == 0;
-    // After Established a closed session is a failure of the run, not a retry.
-    let fatal = |e: std::io::Error, established: bool| {
-        if established {
-            std::io::Error::other(format!("after Established: {e}"))
-        } else {
-            e
-        }
-    };
-    loop {
-        let (len, at) = read_stamped(&stream, &mut buf).map_err(|e| fatal(e, established))?;
-        if len == 0 {
-            let closed = std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "reflector closed the session",
-            );
-            return Err(fatal(closed, established));
-        }
-        pending.extend_from_slice(&buf[..len]);
-        loop {
-            if pending.len() < 19 {
-                break;
-            }
-            let size = usize::from(u16::from_be_bytes([pending[16], pending[17]]));
-            if size < 19 || pending.len() < size {
-                break;
-            }
-            let message =
-                decode_message(&pending[..size], &ctx()).map_err(std::io::Error::other)?;
-            pending.drain(..size);
-            match message {
-                Message::Open(_) => send(&mut stream, &Message::Keepalive)?,
-                Message::Keepalive if !established => {
-                    established = true;
-                    if blocks > 0 {
-                        let attrs = PathAttributes {
-                            origin: Origin::Igp,
-                            next_hop: Some(next_hop(i)),
-                            local_pref: Some(100),
-                            ..PathAttributes::default()
-                        };
-                        let nlri = mine.iter().map(|p| Nlri::new(*p)).collect();
-                        send(&mut stream, &Message::Update(Update::announce(attrs, nlri)))?;
-                    }
-                    let _ = wtx.send((i, stream.try_clone()?));
-                    let _ = tx.send(Event::Up);
+    let mut ready = vec![EpollEvent::empty(); 256];
+    let mut live = n;
+    let mut keepalive_at = Instant::now() + KEEPALIVE;
+    while live > 0 {
+        let now_i = Instant::now();
+        if now_i >= keepalive_at {
+            keepalive_at = now_i + KEEPALIVE;
+            for c in clients.iter_mut().filter(|c| c.established) {
+                if let Some(stream) = c.stream.as_mut() {
+                    // A full send buffer shows up as a read error soon enough.
+                    let _ = send(stream, &Message::Keepalive);
                 }
-                Message::Update(update) => {
-                    for nlri in &update.announced {
-                        if blocks > 0 && !mine.contains(&nlri.prefix) {
-                            held.insert(nlri.prefix);
-                        }
+            }
+        }
+        for c in clients
+            .iter_mut()
+            .filter(|c| c.retry_at.is_some_and(|t| t <= now_i))
+        {
+            c.retry_at = None;
+            let stream = connect_from(client_ip(c.i))?;
+            let interest = EpollFlags::EPOLLOUT | EpollFlags::EPOLLIN;
+            epoll.add(&stream, EpollEvent::new(interest, c.i as u64))?;
+            c.stream = Some(stream);
+            c.connecting = true;
+        }
+        let count = epoll.wait(&mut ready, 20u16)?;
+        for event in &ready[..count] {
+            let Some(c) = usize::try_from(event.data())
+                .ok()
+                .and_then(|i| clients.get_mut(i))
+            else {
+                continue;
+            };
+            match c.on_ready(&epoll, &mut buf, tx, wtx) {
+                Ok(()) => {}
+                Err(e) if !c.established && is_early_drop(&e) => {
+                    if let Some(stream) = c.stream.take() {
+                        let _ = epoll.delete(&stream);
+                    }
+                    c.pending.clear();
+                    c.retry_at = Some(Instant::now() + Duration::from_millis(50));
+                }
+                Err(e) => {
+                    if let Some(stream) = c.stream.take() {
+                        let _ = epoll.delete(&stream);
+                    }
+                    live -= 1;
+                    if tx.send(Event::Failed(c.i, e.to_string())).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Client {
+    fn on_ready(
+        &mut self,
+        epoll: &Epoll,
+        buf: &mut [u8],
+        tx: &mpsc::Sender<Event>,
+        wtx: &mpsc::Sender<(usize, TcpStream)>,
+    ) -> std::io::Result<()> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        if self.connecting {
+            if let Some(e) = stream.take_error()? {
+                return Err(e);
+            }
+            if stream.peer_addr().is_err() {
+                return Ok(()); // still connecting
+            }
+            self.connecting = false;
+            let me = client_ip(self.i);
+            let caps = vec![
+                Capability::MultiProtocol(Family::Ipv4Unicast.afi_safi()),
+                Capability::FourOctetAs(ASN),
+            ];
+            send(stream, &Message::Open(Open::new(ASN, HOLD, me, caps)))?;
+            let mut interest = EpollEvent::new(EpollFlags::EPOLLIN, self.i as u64);
+            epoll.modify(&*stream, &mut interest)?;
+        }
+        loop {
+            let Some(stream) = self.stream.as_ref() else {
+                return Ok(());
+            };
+            let (len, at) = match read_stamped(stream, buf) {
+                Ok(read) => read,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if len == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "reflector closed the session",
+                ));
+            }
+            self.pending.extend_from_slice(&buf[..len]);
+            self.messages(at, tx, wtx)?;
+        }
+    }
+
+    /// Handles every whole message in `pending`, received at `at`.
+    fn messages(
+        &mut self,
+        at: Duration,
+        tx: &mpsc::Sender<Event>,
+        wtx: &mpsc::Sender<(usize, TcpStream)>,
+    ) -> std::io::Result<()> {
+        let mut offset = 0;
+        while self.pending.len() - offset >= 19 {
+            let head = &self.pending[offset..];
+            let size = usize::from(u16::from_be_bytes([head[16], head[17]]));
+            if size < 19 || head.len() < size {
+                break;
+            }
+            let message = decode_message(&head[..size], &ctx()).map_err(std::io::Error::other)?;
+            offset += size;
+            self.message(message, at, tx, wtx)?;
+        }
+        self.pending.drain(..offset);
+        Ok(())
+    }
+
+    fn message(
+        &mut self,
+        message: Message,
+        at: Duration,
+        tx: &mpsc::Sender<Event>,
+        wtx: &mpsc::Sender<(usize, TcpStream)>,
+    ) -> std::io::Result<()> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        match message {
+            Message::Open(_) => send(stream, &Message::Keepalive)?,
+            Message::Keepalive if !self.established => {
+                self.established = true;
+                if !self.mine.is_empty() {
+                    let attrs = PathAttributes {
+                        origin: Origin::Igp,
+                        next_hop: Some(next_hop(self.i)),
+                        local_pref: Some(100),
+                        ..PathAttributes::default()
+                    };
+                    let nlri = self.mine.iter().map(|p| Nlri::new(*p)).collect();
+                    send(stream, &Message::Update(Update::announce(attrs, nlri)))?;
+                }
+                let _ = wtx.send((self.i, stream.try_clone()?));
+                let _ = tx.send(Event::Up);
+            }
+            Message::Update(update) => {
+                for nlri in &update.announced {
+                    if is_round_prefix(&nlri.prefix) {
                         let _ = tx.send(Event::Route {
-                            client: i,
+                            client: self.i,
                             prefix: nlri.prefix,
                             announce: true,
                             at,
                         });
+                    } else if !self.mine.contains(&nlri.prefix) {
+                        self.held.insert(nlri.prefix);
                     }
-                    for nlri in &update.withdrawn {
+                }
+                for nlri in &update.withdrawn {
+                    if is_round_prefix(&nlri.prefix) {
                         let _ = tx.send(Event::Route {
-                            client: i,
+                            client: self.i,
                             prefix: nlri.prefix,
                             announce: false,
                             at,
                         });
                     }
-                    if !complete && held.len() >= want {
-                        complete = true;
-                        let _ = tx.send(Event::Complete { at });
-                    }
                 }
-                Message::Notification(n) => {
-                    return Err(fatal(
-                        std::io::Error::new(
-                            std::io::ErrorKind::ConnectionAborted,
-                            format!("notification {n}"),
-                        ),
-                        established,
-                    ));
+                if !self.complete && self.held.len() >= self.want {
+                    self.complete = true;
+                    let _ = tx.send(Event::Complete { at });
                 }
-                _ => {}
             }
+            Message::Notification(n) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    format!("notification {n}"),
+                ));
+            }
+            _ => {}
         }
+        Ok(())
     }
 }
 
@@ -716,6 +839,8 @@ fn main() {
     ns.add_addr("nh0", "10.0.0.1/8").expect("nh0 address");
     ns.set_up("nh0").expect("nh0 up");
     ns.set_up("nh1").expect("nh1 up");
+    // Back home before the namespace is deleted (deleting it kills what runs inside).
+    let home = std::fs::File::open("/proc/thread-self/ns/net").expect("own netns");
     let target = std::fs::File::open(format!("/var/run/netns/{}", ns.name())).expect("netns");
     rustix::thread::move_into_link_name_space(
         target.as_fd(),
@@ -741,9 +866,10 @@ fn main() {
                 .find(|(m, kind, _)| *m == n && *kind == k)
                 .map(|r| &r.2)
         };
-        let (Some(v), Some(b)) = (get(Kind::Vrouter), get(Kind::Bird)) else {
-            continue;
-        };
+        // A reflector left out (`RR_FANOUT_REFLECTORS`) shows as zeros.
+        let none = Run::default();
+        let v = get(Kind::Vrouter).unwrap_or(&none);
+        let b = get(Kind::Bird).unwrap_or(&none);
         println!("\nN = {n} clients × 4 blocks");
         println!(
             "  {:<34} {:>12} {:>12} {:>8}",
@@ -809,4 +935,10 @@ fn main() {
             v.rss_kib as f64 / (b.rss_kib as f64).max(1.0)
         );
     }
+    rustix::thread::move_into_link_name_space(
+        home.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .expect("setns back");
+    drop(ns);
 }

@@ -366,6 +366,17 @@ mod tests {
     }
 
     #[test]
+    fn packaged_example_config_resolves() {
+        let text = include_str!("../../packaging/vrouter-reflector.yaml");
+        let file: FileConfig = yaml_serde::from_str(text).unwrap();
+        let c = resolve(cli(&[]), file).unwrap();
+        assert_eq!(c.router_id, Ipv4Addr::new(10, 0, 0, 250));
+        assert_eq!(c.cluster_id, Ipv4Addr::new(10, 255, 0, 1));
+        assert_eq!(c.listen, "10.0.0.250:179".parse().unwrap());
+        assert!(!c.install_routes);
+    }
+
+    #[test]
     fn flags_beat_the_file() {
         let file: FileConfig = yaml_serde::from_str(
             "routerId: 10.0.0.1\nclusterId: 1.1.1.1\nasn: 65000\nlisten: 10.0.0.1:1179\ninstallRoutes: true\nclientSelector: \"rack == 'r1'\"\n",

@@ -51,6 +51,10 @@ impl AdjRibOut {
     /// withdraws the prefix.
     pub fn set(&mut self, prefix: Prefix, paths: &[Arc<PathAttributes>]) {
         let add_path = self.ctx.add_path_send.contains(prefix.family());
+        if !add_path {
+            self.set_single(prefix, paths.first());
+            return;
+        }
         let wanted: &[Arc<PathAttributes>] = if add_path {
             paths
         } else {
@@ -114,6 +118,40 @@ impl AdjRibOut {
         if !assigned.is_empty() {
             self.ids
                 .insert(prefix, assigned.into_iter().map(|(id, _)| id).collect());
+        }
+    }
+
+    /// [`AdjRibOut::set`] without ADD-PATH: one route per prefix, path id 0, no id list
+    /// (a reflector holds one Adj-RIB-Out per client, so this is its per-route memory).
+    fn set_single(&mut self, prefix: Prefix, attributes: Option<&Arc<PathAttributes>>) {
+        let nlri = Nlri::with_path_id(prefix, 0);
+        match attributes {
+            None => {
+                if let Some(entry) = self.entries.remove(&nlri) {
+                    self.announce.remove(&nlri);
+                    if entry.sent {
+                        self.withdraw.insert(nlri);
+                    }
+                }
+            }
+            Some(attributes) => {
+                if self
+                    .entries
+                    .get(&nlri)
+                    .is_some_and(|e| e.attributes == *attributes)
+                {
+                    return;
+                }
+                self.entries.insert(
+                    nlri,
+                    OutEntry {
+                        attributes: Arc::clone(attributes),
+                        sent: false,
+                    },
+                );
+                self.announce.insert(nlri);
+                self.withdraw.remove(&nlri);
+            }
         }
     }
 

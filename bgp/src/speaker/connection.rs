@@ -186,6 +186,9 @@ pub(crate) enum ConnEvent {
     },
 }
 
+/// Free space a connection's read buffer keeps for the next read (one maximum-size message).
+const READ_RESERVE: usize = 4096;
+
 /// Reads messages from `read` and sends them to the peer task, tagged with `conn`.
 pub(crate) fn spawn_reader(
     conn: u64,
@@ -195,13 +198,17 @@ pub(crate) fn spawn_reader(
     tokio::spawn(async move {
         // We never negotiate extended messages, so framing needs no session context.
         let ctx = CodecContext::default();
-        let mut buf: Vec<u8> = Vec::with_capacity(8192);
-        let mut chunk = vec![0u8; 65536];
+        // Reads go straight into `buf` (no separate read chunk): with hundreds of sessions a
+        // per-connection 64 KiB scratch buffer was most of a reflector's memory.
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_RESERVE);
         loop {
+            // Whole frames are cut from the front; the rest moves down once per read.
+            let mut start = 0;
             loop {
-                match frame_length(&buf, &ctx) {
-                    Ok(Some(len)) if buf.len() >= len => {
-                        let bytes: Vec<u8> = buf.drain(..len).collect();
+                match frame_length(&buf[start..], &ctx) {
+                    Ok(Some(len)) if buf.len() - start >= len => {
+                        let bytes = buf[start..start + len].to_vec();
+                        start += len;
                         if tx.send(ConnEvent::Frame { conn, bytes }).await.is_err() {
                             return;
                         }
@@ -218,12 +225,17 @@ pub(crate) fn spawn_reader(
                     }
                 }
             }
-            match read.read(&mut chunk).await {
+            buf.drain(..start);
+            if buf.is_empty() && buf.capacity() > 4 * READ_RESERVE {
+                buf = Vec::with_capacity(READ_RESERVE);
+            }
+            buf.reserve(READ_RESERVE);
+            match read.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => {
                     let _ = tx.send(ConnEvent::Broken { conn, error: None }).await;
                     return;
                 }
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
             }
         }
     })

@@ -650,14 +650,13 @@ impl PeerTask {
             Ok(mut rib_out) => rib_out.flush(),
             Err(_) => return,
         };
-        match updates {
-            Ok(updates) => {
-                for update in updates {
-                    self.drive(Which::Primary, Input::SendUpdate(update)).await;
-                }
+        let mut updates = match updates {
+            Ok(updates) => updates,
+            Err(error) => {
+                tracing::error!(peer = %self.address, %error, "cannot pack UPDATEs");
+                Vec::new()
             }
-            Err(error) => tracing::error!(peer = %self.address, %error, "cannot pack UPDATEs"),
-        }
+        };
         if !self.eor_sent && outbox.ready.load(Ordering::Acquire) {
             self.eor_sent = true;
             let families = self
@@ -665,13 +664,28 @@ impl PeerTask {
                 .session
                 .context()
                 .map_or(FamilySet::EMPTY, |c| c.families);
-            for family in families.iter() {
-                self.drive(
-                    Which::Primary,
-                    Input::SendUpdate(Update::end_of_rib(family)),
-                )
-                .await;
+            updates.extend(families.iter().map(Update::end_of_rib));
+        }
+        if updates.is_empty() {
+            return;
+        }
+        // Established was checked above and UPDATEs change no session state, so the whole
+        // flush is encoded into the connection's buffer and goes out in one write.
+        let codec = self.primary.session.codec();
+        let Some(conn) = self.primary.conn.as_mut() else {
+            return;
+        };
+        for update in updates {
+            match encode_message(&Message::Update(update), &codec) {
+                Ok(bytes) => conn.out.extend_from_slice(&bytes),
+                Err(error) => {
+                    tracing::error!(peer = %self.address, %error, "cannot encode UPDATE");
+                }
             }
+        }
+        if !self.write_out(Which::Primary).await {
+            self.primary.conn = None;
+            self.drive(Which::Primary, Input::TcpConnectionFails).await;
         }
     }
 

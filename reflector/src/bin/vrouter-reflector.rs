@@ -1,13 +1,15 @@
 //! `vrouter-reflector`: BGP route reflector for vrouter nodes (see `vrouter-reflector --help`
 //! and the README's "Route reflectors").
 //!
-//! Exit codes: 0 after SIGTERM/SIGINT, 1 on a configuration error, 2 when the speaker or the
-//! metrics endpoint cannot start.
+//! Exit codes: 0 after SIGTERM/SIGINT, 1 on a configuration error, 2 when the speaker, the
+//! metrics endpoint or the control socket cannot start.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bgp::ctl::{CtlOptions, SpeakerBackend};
 use bgp::speaker::Shutdown;
 use bgp::speaker::cluster::Launch;
 use datastore::etcd::Store;
@@ -93,9 +95,20 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    if let Some(path) = &config.control_socket {
-        tracing::warn!(path = %path.display(), "control socket not served: bgp::ctl is not part of this build");
-    }
+    // The same BIRD-protocol control socket as vrouterd (`vrouterc -s`, `birdc -s`).
+    let (_handles_tx, handles) = tokio::sync::watch::channel(Some(reflector.handle().clone()));
+    let _control = match &config.control_socket {
+        Some(path) => {
+            let backend =
+                SpeakerBackend::new("vrouter-reflector", env!("CARGO_PKG_VERSION"), handles);
+            Some(
+                bgp::ctl::serve(path, CtlOptions::default(), Arc::new(backend))
+                    .await
+                    .with_context(|| format!("control socket {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
