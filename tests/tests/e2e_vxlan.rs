@@ -13,6 +13,9 @@
 //! 4. `Never` again: cross-subnet unreachable again, the tunnel address released, the Node's
 //!    VTEP fields cleared and the device gone.
 //!
+//! A second lab runs `vrouterd --networking-backend vxlan` (no BGP speaker at all) with an
+//! `Always` pool from the start: every pod reaches every other, across the router too.
+//!
 //! Needs the binaries: `cargo build --bins` first when running only `-p vrouter-tests`.
 #![allow(clippy::unwrap_used)]
 
@@ -315,5 +318,35 @@ fn vxlan_cross_subnet_always_and_never_on_two_subnets() {
         !e2e_support::ip_allocated(&lab, tunnel2.parse().unwrap()),
         "tunnel address released"
     );
+    lab.down().unwrap();
+}
+
+#[test]
+fn vxlan_only_backend_needs_no_bgp() {
+    let mut s = spec("w", 3, 1);
+    s.subnets = 2;
+    s.daemon_args = vec!["--networking-backend".into(), "vxlan".into()];
+    s.bootstrap_yaml = Some(
+        lab::pool_yaml(lab::DEFAULT_POOL, 26).replace("vxlanMode: Never", "vxlanMode: Always"),
+    );
+    let lab = Lab::up(&s).unwrap();
+    if let Err(e) = test_support::eventually::poll_probe(CONVERGE, || all_reachable(&lab)) {
+        dump_logs(&lab);
+        panic!("VXLAN without BGP: {e}");
+    }
+    for n in &lab.state().nodes {
+        assert!(routes(&n.name, "81").is_empty(), "{}: BGP routes", n.name);
+        let listening = Command::new("ss")
+            .args(["-N", &n.name, "-Hltn"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&listening.stdout);
+        assert!(
+            !text.contains(":179 "),
+            "{}: a BGP listener: {text}",
+            n.name
+        );
+        assert!(ip(&n.name, &["link"]).contains(DEVICE));
+    }
     lab.down().unwrap();
 }

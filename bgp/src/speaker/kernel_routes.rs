@@ -30,8 +30,12 @@ use crate::wire::Prefix;
 pub const PROTOCOL: u8 = 81;
 /// Period of the kernel resync (as felix's route table).
 const RESYNC_INTERVAL: Duration = Duration::from_secs(90);
-/// Delay before retrying changes the kernel refused (a gateway not reachable yet, ...).
+/// Delay before retrying changes the kernel refused (a gateway not reachable yet, ...);
+/// doubled while the kernel keeps refusing, up to [`RETRY_MAX`].
 const RETRY_INTERVAL: Duration = Duration::from_millis(500);
+/// Longest delay between retries of refused changes (a next hop that is not on a connected
+/// subnet stays unreachable until the underlay changes).
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
 struct Queue {
@@ -137,6 +141,7 @@ fn writer(mut table: RouteTable, shared: &Shared, applied: &watch::Sender<u64>) 
     let mut next_resync = Instant::now() + RESYNC_INTERVAL;
     // Set when the kernel refused something: apply again then even without news.
     let mut retry_at: Option<Instant> = None;
+    let mut refused_delay = RETRY_INTERVAL;
     loop {
         let (changes, sync_done, submitted) = {
             let Ok(mut queue) = shared.queue.lock() else {
@@ -192,11 +197,22 @@ fn writer(mut table: RouteTable, shared: &Shared, applied: &watch::Sender<u64>) 
                     );
                 }
                 if report.errors > 0 {
-                    tracing::warn!(
-                        errors = report.errors,
-                        "the kernel refused protocol {PROTOCOL} routes; retrying"
-                    );
-                    retry_at = Some(Instant::now() + RETRY_INTERVAL);
+                    if refused_delay == RETRY_INTERVAL {
+                        tracing::warn!(
+                            errors = report.errors,
+                            "the kernel refused protocol {PROTOCOL} routes; retrying"
+                        );
+                    } else {
+                        tracing::debug!(
+                            errors = report.errors,
+                            retry = ?refused_delay,
+                            "the kernel still refuses protocol {PROTOCOL} routes"
+                        );
+                    }
+                    retry_at = Some(Instant::now() + refused_delay);
+                    refused_delay = (refused_delay * 2).min(RETRY_MAX);
+                } else {
+                    refused_delay = RETRY_INTERVAL;
                 }
                 if report.conflicts > 0 {
                     tracing::warn!(

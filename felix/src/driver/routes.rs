@@ -182,6 +182,8 @@ pub struct RouteTable {
     wanted_before_sync: HashSet<IpNetwork>,
     /// Prefixes whose creation met another protocol's route, and how often in a row.
     conflicts: HashMap<IpNetwork, u8>,
+    /// Prefixes the kernel refused (warned about once, until a change succeeds).
+    refused: HashSet<IpNetwork>,
     in_sync: bool,
     resync_requested: bool,
     dumped_once: bool,
@@ -200,6 +202,7 @@ impl RouteTable {
             links: HashMap::new(),
             wanted_before_sync: HashSet::new(),
             conflicts: HashMap::new(),
+            refused: HashSet::new(),
             in_sync: false,
             resync_requested: true,
             dumped_once: false,
@@ -234,6 +237,7 @@ impl RouteTable {
         if self.desired.remove(&dst).is_some() {
             self.dirty.insert(dst);
             self.conflicts.remove(&dst);
+            self.refused.remove(&dst);
         }
     }
 
@@ -429,14 +433,17 @@ impl RouteTable {
                 (Operation::Create(dst, route), None) => {
                     self.kernel.insert(dst, route);
                     self.conflicts.remove(&dst);
+                    self.refused.remove(&dst);
                     report.added += 1;
                 }
                 (Operation::Replace(dst, route), None) => {
                     self.kernel.insert(dst, route);
+                    self.refused.remove(&dst);
                     report.replaced += 1;
                 }
                 (Operation::Delete(dst), None) => {
                     self.kernel.remove(&dst);
+                    self.refused.remove(&dst);
                     report.removed += 1;
                 }
                 (Operation::Delete(dst), Some(e)) if e.raw_os_error() == Some(ESRCH) => {
@@ -463,7 +470,11 @@ impl RouteTable {
                         | Operation::Replace(d, _)
                         | Operation::Delete(d) => d,
                     };
-                    warn!(%dst, protocol = self.protocol, %error, "kernel refused a route change");
+                    if self.refused.insert(dst) {
+                        warn!(%dst, protocol = self.protocol, %error, "kernel refused a route change");
+                    } else {
+                        debug!(%dst, protocol = self.protocol, %error, "kernel still refuses a route change");
+                    }
                     report.errors += 1;
                     self.dirty.insert(dst);
                 }
