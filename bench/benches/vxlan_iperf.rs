@@ -48,21 +48,23 @@ struct Server(Child);
 
 impl Server {
     fn start(pod: &str) -> Server {
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                pod,
-                "iperf3",
-                "-s",
-                "-p",
-                &PORT.to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("iperf3 (run `make deps`)");
+        let server = Server(
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    pod,
+                    "iperf3",
+                    "-s",
+                    "-p",
+                    &PORT.to_string(),
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("iperf3 (run `make deps`)"),
+        );
         let start = Instant::now();
         loop {
             let out = Command::new("ss")
@@ -70,7 +72,7 @@ impl Server {
                 .output()
                 .expect("ss");
             if String::from_utf8_lossy(&out.stdout).contains(&format!(":{PORT} ")) {
-                return Server(child);
+                return server;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(10),
