@@ -14,7 +14,9 @@
 //!    VTEP fields cleared and the device gone.
 //!
 //! A second lab runs `vrouterd --networking-backend vxlan` (no BGP speaker at all) with an
-//! `Always` pool from the start: every pod reaches every other, across the router too.
+//! `Always` pool from the start: every pod reaches every other, across the router too; a node
+//! whose `vrouterd` is killed and started again keeps its device (same ifindex), and the
+//! kernel sees no route or neighbour deleted.
 //!
 //! Needs the binaries: `cargo build --bins` first when running only `-p vrouter-tests`.
 #![allow(clippy::unwrap_used)]
@@ -329,7 +331,7 @@ fn vxlan_only_backend_needs_no_bgp() {
     s.bootstrap_yaml = Some(
         lab::pool_yaml(lab::DEFAULT_POOL, 26).replace("vxlanMode: Never", "vxlanMode: Always"),
     );
-    let lab = Lab::up(&s).unwrap();
+    let mut lab = Lab::up(&s).unwrap();
     if let Err(e) = test_support::eventually::poll_probe(CONVERGE, || all_reachable(&lab)) {
         dump_logs(&lab);
         panic!("VXLAN without BGP: {e}");
@@ -348,5 +350,55 @@ fn vxlan_only_backend_needs_no_bgp() {
         );
         assert!(ip(&n.name, &["link"]).contains(DEVICE));
     }
+
+    // Restart without churn: kill n0's vrouterd (a crash) and start it again.
+    let n0 = lab.state().nodes[0].name.clone();
+    let ifindex = |ns: &str| {
+        ip(ns, &["-o", "link", "show", DEVICE])
+            .split(':')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let before = (ifindex(&n0), routes(&n0, "80"));
+    let events = lab.dir().join("monitor.txt");
+    let mut monitor = Command::new("ip")
+        .args(["-n", &n0, "monitor", "route", "neigh"])
+        .stdout(File::create(&events).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The monitor is live once it prints a marker route.
+    let mut live = false;
+    for i in 1..50u8 {
+        let marker = format!("192.0.2.{i}");
+        ip(&n0, &["route", "add", "blackhole", &format!("{marker}/32")]);
+        std::thread::sleep(Duration::from_millis(100));
+        if std::fs::read_to_string(&events).unwrap().contains(&marker) {
+            live = true;
+            break;
+        }
+    }
+    assert!(live, "ip monitor never started");
+    lab.stop_daemon(0, "KILL").unwrap();
+    lab.start_daemon(0, &s.daemon_args).unwrap();
+    if let Err(e) = test_support::eventually::poll_probe(CONVERGE, || all_reachable(&lab)) {
+        dump_logs(&lab);
+        panic!("after the restart: {e}");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    assert_eq!(
+        (ifindex(&n0), routes(&n0, "80")),
+        before,
+        "device and routes kept"
+    );
+    let text = std::fs::read_to_string(&events).unwrap();
+    let deleted: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("Deleted") && !l.contains("192.0.2."))
+        .collect();
+    assert!(deleted.is_empty(), "deletions on restart: {deleted:?}");
     lab.down().unwrap();
 }
