@@ -580,3 +580,91 @@ fn local_host_endpoints_and_failsafe_ports() {
     let p = policy(&out).expect("policy");
     assert!(p.host_endpoints.is_empty() && !p.ruleset.endpoints.contains_key(&id));
 }
+
+#[test]
+fn vxlan_pool_mode_changes_flow_through_the_calc_as_vtep_and_route_changes() {
+    let mut calc = Calc::new(NODE);
+    let pool = |mode: &str| {
+        yaml(&format!(
+            "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {{name: p}}\nspec: {{cidr: 10.66.0.0/16, vxlanMode: {mode}}}\n"
+        ))
+    };
+    let node = |name: &str, ip: &str, vtep: &str, mac: &str| {
+        yaml(&format!(
+            "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: {name}}}\nspec:\n  bgp: {{ipv4Address: {ip}}}\n  ipv4VXLANTunnelAddr: {vtep}\n  vxlanTunnelMACAddr: \"{mac}\"\n"
+        ))
+    };
+    put(&mut calc, pool("Never"));
+    put(
+        &mut calc,
+        node(NODE, "10.1.0.1/24", "10.66.0.1", "02:00:00:00:00:01"),
+    );
+    put(
+        &mut calc,
+        node("node-b", "10.1.0.2/24", "10.66.1.1", "02:00:00:00:00:02"),
+    );
+    put(
+        &mut calc,
+        node("node-c", "10.2.0.3/24", "10.66.2.1", "02:00:00:00:00:03"),
+    );
+    block(&mut calc, "10.66.0.0/24", Some(NODE));
+    affinity(
+        &mut calc,
+        NODE,
+        "10.66.0.0/24",
+        Some(AffinityState::Confirmed),
+    );
+    block(&mut calc, "10.66.1.0/24", Some("node-b"));
+    block(&mut calc, "10.66.2.0/24", Some("node-c"));
+    let out = calc.flush();
+    assert_eq!(
+        routes(&out),
+        BTreeMap::from([(net("10.66.0.0/24"), Some(RouteDesire::Blackhole))]),
+        "Never: remote blocks are BGP's"
+    );
+    let vtep = |out: &[Output]| {
+        out.iter().find_map(|o| match o {
+            Output::Vtep(v) => Some(v.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(vtep(&out).unwrap().device, None);
+
+    put(&mut calc, pool("CrossSubnet"));
+    let out = calc.flush();
+    let v = vtep(&out).expect("the VTEP changed");
+    assert_eq!(v.device.unwrap().addr.to_string(), "10.66.0.1");
+    assert_eq!(v.peers.len(), 2);
+    assert_eq!(
+        routes(&out),
+        BTreeMap::from([
+            (
+                net("10.66.1.0/24"),
+                Some(RouteDesire::Gateway("10.1.0.2".parse().unwrap()))
+            ),
+            (
+                net("10.66.2.0/24"),
+                Some(RouteDesire::Tunnel("10.66.2.1".parse().unwrap()))
+            ),
+        ])
+    );
+
+    put(&mut calc, pool("Always"));
+    let out = calc.flush();
+    assert!(vtep(&out).is_none(), "same VTEPs");
+    assert_eq!(
+        routes(&out),
+        BTreeMap::from([(
+            net("10.66.1.0/24"),
+            Some(RouteDesire::Tunnel("10.66.1.1".parse().unwrap()))
+        )])
+    );
+
+    put(&mut calc, pool("Never"));
+    let out = calc.flush();
+    assert_eq!(vtep(&out).unwrap(), vxlan::VxlanDesired::default());
+    assert_eq!(
+        routes(&out),
+        BTreeMap::from([(net("10.66.1.0/24"), None), (net("10.66.2.0/24"), None)])
+    );
+}
