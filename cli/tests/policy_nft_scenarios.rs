@@ -3,8 +3,9 @@
 //! tests), and every case is checked four ways: the expectation written here, the policy
 //! evaluator, the real `vrctl policy test -f` binary (exit 0 allow, 3 deny), and a real TCP
 //! connection or UDP round trip between the pod namespaces. Cases: default allow, Kubernetes
-//! default-deny-ingress, allow-from-label, ipBlock with except, named port, egress deny, and a
-//! GlobalNetworkPolicy in a Deny tier with Log and Pass rules. Needs root.
+//! default-deny-ingress, allow-from-label, ipBlock with except, named port, egress deny, a
+//! policy whose rules all match IPv4 TCP, and a GlobalNetworkPolicy in a Deny tier with Log
+//! and Pass rules. Needs root.
 
 #[path = "../../felix/tests/lab/mod.rs"]
 mod lab;
@@ -198,6 +199,29 @@ fn reachability_matches_the_evaluator_and_vrctl_for_every_scenario() {
             ("a", "c", TCP, 8080, true),
             ("a", "b", TCP, 80, true),
             ("b", "a", UDP, 53, true),
+        ],
+    );
+
+    // Every rule IPv4 TCP (the dataplane checks family and protocol once per chain): UDP
+    // matches no rule and meets the end-of-tier deny.
+    let tcp_only = "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\n\
+                    metadata: {name: tool-tcp}\n\
+                    spec:\n  selector: app == 'tool'\n  types: [Ingress]\n  ingress:\n  \
+                    - {action: Allow, ipVersion: 4, protocol: TCP, source: {selector: role == 'frontend'}, destination: {ports: [80]}}\n  \
+                    - {action: Deny, ipVersion: 4, protocol: TCP, destination: {ports: [8080]}}\n  \
+                    - {action: Allow, ipVersion: 4, protocol: TCP, source: {nets: [10.65.0.0/24]}}\n";
+    check(
+        &lab,
+        &mut dp,
+        &LABELS,
+        tcp_only,
+        &[
+            ("a", "c", TCP, 80, true),
+            ("b", "c", TCP, 80, true),
+            ("a", "c", TCP, 8080, false),
+            ("b", "c", TCP, 5432, true),
+            ("b", "c", UDP, 53, false),
+            ("c", "a", UDP, 53, true),
         ],
     );
 

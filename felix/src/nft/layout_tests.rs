@@ -501,3 +501,41 @@ fn anti_spoofing_covers_every_address_of_small_endpoint_networks() {
     let t = render(&s);
     assert_eq!(t.sets[SET_WL_SRC4].elems.len(), 4);
 }
+
+/// A policy whose rules all match IPv4 TCP checks family and protocol once, at the top.
+#[test]
+fn conditions_shared_by_every_rule_are_checked_once() {
+    let t = render(&state(
+        "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: tcp4}\n\
+         spec:\n  selector: all()\n  ingress:\n  \
+         - {action: Allow, ipVersion: 4, protocol: TCP, source: {selector: app == 'db'}, destination: {ports: [80]}}\n  \
+         - {action: Deny, ipVersion: 4, protocol: TCP, destination: {ports: [22]}}\n  \
+         - {action: Allow, ipVersion: 4, protocol: TCP, source: {nets: [10.0.0.0/8]}}\n",
+    ));
+    let tw = texts(&t, CHAIN_WL_POL_IN);
+    let policy = tw[0].rsplit(' ').next().expect("chain").to_string();
+    let rules = texts(&t, &policy);
+    assert_eq!(rules[0], "meta nfproto ipv6 return", "{rules:?}");
+    assert_eq!(rules[1], "meta l4proto != 6 return", "{rules:?}");
+    assert!(
+        rules[2].starts_with("ip saddr @vr-s-") && rules[2].ends_with("th dport 80 goto vr-allow")
+    );
+    assert_eq!(rules[3], "th dport 22 drop");
+    assert!(rules[4].starts_with("ip saddr @vr-n-") && rules[4].ends_with("goto vr-allow"));
+    assert_eq!(rules.len(), 5);
+    // Different families: nothing is hoisted.
+    let t = render(&state(
+        "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: both}\n\
+         spec:\n  selector: all()\n  ingress:\n  \
+         - {action: Allow, protocol: TCP, source: {selector: app == 'db'}}\n  \
+         - {action: Deny, protocol: TCP}\n  - {action: Allow, protocol: UDP}\n",
+    ));
+    let tw = texts(&t, CHAIN_WL_POL_IN);
+    let policy = tw[0].rsplit(' ').next().expect("chain").to_string();
+    let rules = texts(&t, &policy);
+    assert!(
+        rules[0].starts_with("meta nfproto ipv4 meta l4proto 6 ip saddr @vr-s-"),
+        "{rules:?}"
+    );
+    assert_eq!(rules.len(), 4, "{rules:?}");
+}

@@ -152,7 +152,7 @@ pub(crate) fn plan<'a>(
     let mut ops = Vec::new();
     // Element additions go after chain creation: map elements refer to chains.
     let (mut dels, mut adds) = (Vec::new(), Vec::new());
-    let set_names: Vec<&'a String> = match scope {
+    let mut set_names: Vec<&'a String> = match scope {
         None => want.sets.keys().collect(),
         Some(t) => t
             .sets
@@ -160,6 +160,17 @@ pub(crate) fn plan<'a>(
             .filter(|n| want.sets.contains_key(*n))
             .collect(),
     };
+    // New sets are created in the kernel's preferred lookup order (most used first); worth
+    // a pass over the rules only when many sets are new (a full load).
+    if set_names.len() > 16
+        && set_names
+            .iter()
+            .filter(|n| !have.sets.contains_key(**n))
+            .count()
+            > 16
+    {
+        want.order_sets(&mut set_names);
+    }
     for name in set_names {
         let set = &want.sets[name];
         match have.sets.get(name) {

@@ -636,7 +636,7 @@ fn rules(
     profile: bool,
     used: &mut BTreeSet<(IpSetId, Family)>,
 ) -> Vec<RuleSpec> {
-    let mut out = Vec::new();
+    let mut out: Vec<(Vec<Cond>, Vec<Stmt>, Verdict)> = Vec::new();
     for c in compiled {
         let (stmts, verdict) = match (c.action, profile) {
             // `goto`: the helper chain's `return` leaves this policy chain too.
@@ -648,10 +648,51 @@ fn rules(
             (Action::Log, _) => (vec![Stmt::Log(prefix.to_string())], Verdict::Continue),
         };
         for conds in variants(ruleset, c, used) {
-            out.push(RuleSpec::new(conds, stmts.clone(), verdict.clone()));
+            out.push((conds, stmts.clone(), verdict.clone()));
         }
     }
-    out
+    let mut head = hoist_common(&mut out);
+    head.extend(
+        out.into_iter()
+            .map(|(conds, stmts, verdict)| RuleSpec::new(conds, stmts, verdict)),
+    );
+    head
+}
+
+/// Fewest rules for which hoisting a shared condition pays (it adds one rule).
+const HOIST_MIN_RULES: usize = 3;
+
+/// When every rule of a policy or profile chain starts with the same family or protocol
+/// condition (`meta nfproto ipv4`, `meta l4proto 6`), checks it once at the top instead: a
+/// rule `return`ing when it does not hold, and the condition taken off every rule. Fewer
+/// expressions for the kernel to parse, validate and evaluate, same verdicts: a packet that
+/// fails the condition matches none of the rules, and falling off the end of the chain is a
+/// `return` as well. In an `inet` table a packet is IPv4 or IPv6, so "not IPv4" is
+/// `meta nfproto ipv6`.
+fn hoist_common(rules: &mut [(Vec<Cond>, Vec<Stmt>, Verdict)]) -> Vec<RuleSpec> {
+    let mut head = Vec::new();
+    while rules.len() >= HOIST_MIN_RULES {
+        let Some(first) = rules[0].0.first().cloned() else {
+            break;
+        };
+        let inverse = match &first {
+            Cond::NfProto(Family::V4) => Cond::NfProto(Family::V6),
+            Cond::NfProto(Family::V6) => Cond::NfProto(Family::V4),
+            Cond::L4Proto { proto, negated } => Cond::L4Proto {
+                proto: *proto,
+                negated: !negated,
+            },
+            _ => break,
+        };
+        if !rules.iter().all(|r| r.0.first() == Some(&first)) {
+            break;
+        }
+        for r in rules.iter_mut() {
+            r.0.remove(0);
+        }
+        head.push(rule(vec![inverse], Verdict::Return));
+    }
+    head
 }
 
 /// Whether a fixed-networks set has members of `family` (`None`: not a fixed set).

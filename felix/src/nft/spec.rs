@@ -541,11 +541,53 @@ pub(crate) struct TableSpec {
 }
 
 impl TableSpec {
+    /// How many rules refer to each set (by name).
+    fn set_uses(&self) -> BTreeMap<&str, usize> {
+        let mut uses: BTreeMap<&str, usize> = BTreeMap::new();
+        for chain in self.chains.values() {
+            for r in &chain.rules {
+                for c in &r.conds {
+                    let set = match c {
+                        Cond::IfInSet { set, .. }
+                        | Cond::Addr { set, .. }
+                        | Cond::IfaceAddr { set, .. }
+                        | Cond::NamedPort { set, .. } => set,
+                        _ => continue,
+                    };
+                    *uses.entry(set.as_str()).or_insert(0) += 1;
+                }
+                if let Verdict::Vmap { map, .. } = &r.verdict {
+                    *uses.entry(map.as_str()).or_insert(0) += 1;
+                }
+            }
+        }
+        uses
+    }
+
+    /// `names` (sets of this table) in creation order: most used by rules first, then by
+    /// name. The kernel finds a set named in a rule or an element message by walking the
+    /// table's set list in creation order, comparing names, so this order shortens every
+    /// lookup of the sets rules use most.
+    pub(crate) fn order_sets<'a>(&self, names: &mut [&'a String]) {
+        let uses = self.set_uses();
+        names.sort_by(|a, b| {
+            let (ua, ub) = (
+                uses.get(a.as_str()).copied().unwrap_or(0),
+                uses.get(b.as_str()).copied().unwrap_or(0),
+            );
+            ub.cmp(&ua).then_with(|| a.cmp(b))
+        });
+    }
+
     /// The table as an `nft -f` script that creates exactly this content: `table inet NAME {
-    /// sets … chains … }`. Chains are declared before any rule refers to them.
+    /// sets … chains … }`. Chains are declared before any rule refers to them; sets in the
+    /// order the dataplane creates them ([`TableSpec::order_sets`]).
     pub(crate) fn to_nft_text(&self, table: &str) -> String {
         let mut out = format!("table inet {table} {{\n");
-        for (name, set) in &self.sets {
+        let mut names: Vec<&String> = self.sets.keys().collect();
+        self.order_sets(&mut names);
+        for name in names {
+            let set = &self.sets[name];
             let word = if set.kind.is_vmap() { "map" } else { "set" };
             let _ = write!(out, "\t{word} {name} {{ {}", set.kind.type_text());
             if !set.elems.is_empty() {
