@@ -662,37 +662,41 @@ fn rules(
 /// Fewest rules for which hoisting a shared condition pays (it adds one rule).
 const HOIST_MIN_RULES: usize = 3;
 
-/// When every rule of a policy or profile chain starts with the same family or protocol
-/// condition (`meta nfproto ipv4`, `meta l4proto 6`), checks it once at the top instead: a
-/// rule `return`ing when it does not hold, and the condition taken off every rule. Fewer
-/// expressions for the kernel to parse, validate and evaluate, same verdicts: a packet that
-/// fails the condition matches none of the rules, and falling off the end of the chain is a
-/// `return` as well. In an `inet` table a packet is IPv4 or IPv6, so "not IPv4" is
-/// `meta nfproto ipv6`.
+/// When every rule of a policy or profile chain matches the same protocol (`meta l4proto 6`),
+/// checks it once at the top instead: a rule `return`ing when it does not hold, and the
+/// condition taken off every rule. Fewer expressions for the kernel to parse, validate and
+/// evaluate, same verdicts: a packet of another protocol matches none of the rules, and
+/// falling off the end of the chain is a `return` as well. (The family condition stays in
+/// each rule: `nft` adds it back to any rule with an `ip`/`ip6` address match, and the
+/// table must stay what its `nft` text says.)
 fn hoist_common(rules: &mut [(Vec<Cond>, Vec<Stmt>, Verdict)]) -> Vec<RuleSpec> {
-    let mut head = Vec::new();
-    while rules.len() >= HOIST_MIN_RULES {
-        let Some(first) = rules[0].0.first().cloned() else {
-            break;
-        };
-        let inverse = match &first {
-            Cond::NfProto(Family::V4) => Cond::NfProto(Family::V6),
-            Cond::NfProto(Family::V6) => Cond::NfProto(Family::V4),
-            Cond::L4Proto { proto, negated } => Cond::L4Proto {
-                proto: *proto,
-                negated: !negated,
-            },
-            _ => break,
-        };
-        if !rules.iter().all(|r| r.0.first() == Some(&first)) {
-            break;
-        }
-        for r in rules.iter_mut() {
-            r.0.remove(0);
-        }
-        head.push(rule(vec![inverse], Verdict::Return));
+    if rules.len() < HOIST_MIN_RULES {
+        return Vec::new();
     }
-    head
+    let Some(proto) = rules[0]
+        .0
+        .iter()
+        .find(|c| matches!(c, Cond::L4Proto { .. }))
+        .cloned()
+    else {
+        return Vec::new();
+    };
+    if !rules.iter().all(|r| r.0.contains(&proto)) {
+        return Vec::new();
+    }
+    let Cond::L4Proto { proto: p, negated } = proto else {
+        return Vec::new();
+    };
+    for r in rules.iter_mut() {
+        r.0.retain(|c| c != &proto);
+    }
+    vec![rule(
+        vec![Cond::L4Proto {
+            proto: p,
+            negated: !negated,
+        }],
+        Verdict::Return,
+    )]
 }
 
 /// Whether a fixed-networks set has members of `family` (`None`: not a fixed set).
