@@ -568,7 +568,7 @@ impl TableSpec {
     /// name. The kernel finds a set named in a rule or an element message by walking the
     /// table's set list in creation order, comparing names, so this order shortens every
     /// lookup of the sets rules use most.
-    pub(crate) fn order_sets<'a>(&self, names: &mut [&'a String]) {
+    pub(crate) fn order_sets(&self, names: &mut [&String]) {
         let uses = self.set_uses();
         names.sort_by(|a, b| {
             let (ua, ub) = (
