@@ -195,6 +195,15 @@ fn require_binaries(dir: &Path, names: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// When a pod's CNI ADD ran (the pod's namespace already existed, as with a runtime).
+#[derive(Debug, Clone, Copy)]
+pub struct AddTimes {
+    /// Just before `vrouter-cni` was started.
+    pub started: Instant,
+    /// When it had returned its result.
+    pub returned: Instant,
+}
+
 /// A running lab. Dropping it tears everything down unless [`Lab::persist`] was called.
 #[derive(Debug)]
 pub struct Lab {
@@ -551,13 +560,13 @@ impl Lab {
     }
 
     /// Creates one more pod on node `index` through CNI ADD, with or without its listener;
-    /// returns its record and the instant CNI ADD returned (the convergence benchmark's
-    /// start).
+    /// returns its record and when CNI ADD started and returned (the convergence
+    /// benchmark's clock).
     pub fn add_pod_with(
         &mut self,
         index: usize,
         listener: bool,
-    ) -> anyhow::Result<(PodRecord, Instant)> {
+    ) -> anyhow::Result<(PodRecord, AddTimes)> {
         let node = self
             .state
             .nodes
@@ -587,14 +596,13 @@ impl Lab {
             labels: labels.clone(),
         });
         self.save()?;
-        let result = pod::invoke(
-            &self.state.bin_dir,
-            "ADD",
-            &node,
-            &name,
-            &self.netconf(&node, &labels)?,
-        )?;
-        let added = Instant::now();
+        let netconf = self.netconf(&node, &labels)?;
+        let started = Instant::now();
+        let result = pod::invoke(&self.state.bin_dir, "ADD", &node, &name, &netconf)?;
+        let times = AddTimes {
+            started,
+            returned: Instant::now(),
+        };
         let ip = pod::result_ipv4(&result)?;
         if let Some(p) = self.state.pods.iter_mut().find(|p| p.name == name) {
             p.ip = Some(ip);
@@ -608,7 +616,7 @@ impl Lab {
             .pod(&name)
             .cloned()
             .context("the pod vanished from the state")?;
-        Ok((record, added))
+        Ok((record, times))
     }
 
     fn netconf(
