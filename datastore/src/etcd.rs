@@ -20,6 +20,8 @@ use crate::keys::prefix_range_end;
 
 /// Page size of a prefix listing; keeps every response far below gRPC's message limit.
 const LIST_PAGE: i64 = 500;
+/// Keys read per transaction by [`Store::get_many`] (etcd's `--max-txn-ops` defaults to 128).
+const GET_MANY_CHUNK: usize = 100;
 /// How many times a request that failed for lack of a reachable endpoint is tried.
 const ATTEMPTS: u32 = 4;
 /// Pause between those tries; the balanced channel meanwhile notices dead endpoints.
@@ -399,6 +401,33 @@ impl Store {
             .request("get", |mut c| async move { c.get(key, None).await })
             .await?;
         response.kvs().first().map(convert_kv).transpose()
+    }
+
+    /// Reads many keys with one round trip per [`GET_MANY_CHUNK`] keys (a read-only
+    /// transaction each, so each chunk is one snapshot). The result is in the order of `keys`.
+    pub async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<KeyValue>>, DatastoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(GET_MANY_CHUNK) {
+            let reads: Vec<TxnOp> = chunk.iter().map(|k| TxnOp::get(k.as_str(), None)).collect();
+            let txn = Txn::new().and_then(reads);
+            let response = self
+                .request("get many", |mut c| {
+                    let txn = txn.clone();
+                    async move { c.txn(txn).await }
+                })
+                .await?;
+            let mut answers = response.op_responses().into_iter();
+            for _ in chunk {
+                let kv = match answers.next() {
+                    Some(TxnOpResponse::Get(get)) => {
+                        get.kvs().first().map(convert_kv).transpose()?
+                    }
+                    _ => None,
+                };
+                found.push(kv);
+            }
+        }
+        Ok(found)
     }
 
     /// Lists every key under `prefix` as one consistent snapshot (paged at a fixed revision).

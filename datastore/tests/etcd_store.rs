@@ -127,6 +127,41 @@ async fn listing_pages_through_large_prefixes_at_one_revision() {
 }
 
 #[tokio::test]
+async fn get_many_reads_in_key_order_across_chunks() {
+    let etcd = Etcd::start().expect("etcd");
+    let store = connect(vec![etcd.endpoint()]).await;
+    // 250 keys: more than two transactions' worth; every third one is absent.
+    let keys: Vec<String> = (0..250).map(|i| format!("/vrouter/many/{i:03}")).collect();
+    let writes: Vec<Write> = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 0)
+        .map(|(i, key)| Write::Create {
+            key: key.clone(),
+            value: format!("v{i}").into_bytes(),
+        })
+        .collect();
+    for chunk in writes.chunks(100) {
+        store.commit(chunk).await.expect("seed");
+    }
+    // Reversed, so the answer order must follow the request, not the key order.
+    let wanted: Vec<String> = keys.iter().rev().cloned().collect();
+    let found = store.get_many(&wanted).await.expect("get many");
+    assert_eq!(found.len(), wanted.len());
+    for (key, kv) in wanted.iter().zip(&found) {
+        let i: usize = key.rsplit('/').next().and_then(|n| n.parse().ok()).expect("index");
+        if i % 3 == 0 {
+            assert_eq!(kv, &None, "{key}");
+        } else {
+            let kv = kv.as_ref().unwrap_or_else(|| panic!("{key} missing"));
+            assert_eq!(kv.key, *key);
+            assert_eq!(kv.value, format!("v{i}").into_bytes());
+        }
+    }
+    assert!(store.get_many(&[]).await.expect("nothing").is_empty());
+}
+
+#[tokio::test]
 async fn three_member_cluster_keeps_serving_with_one_member_killed() {
     let mut cluster = EtcdCluster::start(3).expect("cluster");
     let store = connect(cluster.endpoints()).await;

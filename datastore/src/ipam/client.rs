@@ -316,12 +316,26 @@ impl Ipam {
         // 1 + 2: affine blocks, claiming new ones while allowed.
         'claiming: loop {
             let affine = self.affine_blocks(&args.node, &pools).await?;
-            for cidr in &affine {
-                if full.contains(cidr) {
+            // One read for all of them: a node with many full blocks must not pay a round
+            // trip per block on every assignment.
+            let candidates: Vec<IpNetwork> = affine
+                .iter()
+                .filter(|c| !full.contains(c))
+                .copied()
+                .collect();
+            let keys: Vec<String> = candidates.iter().map(ipam_block_key).collect();
+            let reads = self.store.get_many(&keys).await?;
+            for (cidr, kv) in candidates.iter().zip(reads) {
+                let Some(kv) = kv else {
+                    full.insert(*cidr);
+                    continue;
+                };
+                if AllocationBlock::from_json(&kv.value)?.free() == 0 {
+                    full.insert(*cidr);
                     continue;
                 }
                 let need = wanted - got.len();
-                let ips = self.allocate_in_block(cidr, need, args, None).await?;
+                let ips = self.allocate_in_block(cidr, need, args, Some(kv)).await?;
                 if ips.len() < need {
                     full.insert(*cidr);
                 }
