@@ -62,13 +62,16 @@ struct Monitor {
 impl Monitor {
     /// Routes added in namespace `ns`, keyed by destination address.
     fn routes(ns: &str) -> Monitor {
-        Monitor::start(Command::new("ip").args(["-n", ns, "monitor", "route"]), |line| {
-            if line.starts_with("Deleted") {
-                return None;
-            }
-            let dst = line.split_whitespace().next()?;
-            Some(dst.trim_end_matches("/32").to_string())
-        })
+        Monitor::start(
+            Command::new("ip").args(["-n", ns, "monitor", "route"]),
+            |line| {
+                if line.starts_with("Deleted") {
+                    return None;
+                }
+                let dst = line.split_whitespace().next()?;
+                Some(dst.trim_end_matches("/32").to_string())
+            },
+        )
     }
 
     /// IPAM block writes in etcd, keyed by the block's first address (`/32` blocks: the pod's).

@@ -135,7 +135,7 @@ async fn get_many_reads_in_key_order_across_chunks() {
     let writes: Vec<Write> = keys
         .iter()
         .enumerate()
-        .filter(|(i, _)| i % 3 != 0)
+        .filter(|(i, _)| !i.is_multiple_of(3))
         .map(|(i, key)| Write::Create {
             key: key.clone(),
             value: format!("v{i}").into_bytes(),
@@ -149,8 +149,12 @@ async fn get_many_reads_in_key_order_across_chunks() {
     let found = store.get_many(&wanted).await.expect("get many");
     assert_eq!(found.len(), wanted.len());
     for (key, kv) in wanted.iter().zip(&found) {
-        let i: usize = key.rsplit('/').next().and_then(|n| n.parse().ok()).expect("index");
-        if i % 3 == 0 {
+        let i: usize = key
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("index");
+        if i.is_multiple_of(3) {
             assert_eq!(kv, &None, "{key}");
         } else {
             let kv = kv.as_ref().unwrap_or_else(|| panic!("{key} missing"));
