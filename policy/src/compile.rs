@@ -147,6 +147,9 @@ pub struct Ruleset {
     /// Every tier and its policies in evaluation order (the order each endpoint's
     /// [`EndpointRules`] follows), for renderers that select policies per endpoint in data.
     pub tiers: Vec<TierOrder>,
+    /// Each policy's endpoint selector in canonical form (namespaced policies include their
+    /// namespace): policies with the same text select the same endpoints.
+    pub policy_selectors: BTreeMap<PolicyId, String>,
     /// Compiled profiles.
     pub profiles: BTreeMap<String, CompiledRules>,
     /// Per-endpoint chain layout.
@@ -365,9 +368,11 @@ pub fn compile(model: &Model) -> Ruleset {
     let mut c = Compiler { sets };
     let mut policies = BTreeMap::new();
     let mut tiers = Vec::new();
+    let mut policy_selectors = BTreeMap::new();
     for tp in model.tiers() {
         for p in &tp.policies {
             policies.insert(p.id.clone(), c.rules(&p.ingress, &p.egress));
+            policy_selectors.insert(p.id.clone(), p.selector.canonical().to_string());
         }
         let ids = |direction: Direction| -> Vec<PolicyId> {
             tp.policies
@@ -398,6 +403,7 @@ pub fn compile(model: &Model) -> Ruleset {
     Ruleset {
         policies,
         tiers,
+        policy_selectors,
         profiles,
         endpoints,
         ip_sets: c.sets,

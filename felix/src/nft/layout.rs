@@ -20,7 +20,7 @@
 //! vr-fh-<iface> / vr-th-<iface>   host endpoint: failsafe ports, then ingress / egress tiers
 //! vr-failsafe-in / -out       accept failsafe ports (FelixConfiguration)
 //! vr-po-<h> / vr-pi-<h>       one policy's egress / ingress rules (shared by all endpoints)
-//! vr-ap-<h> / vr-at-<h>-o|i   workload interfaces a policy / a tier (per direction) applies to
+//! vr-ap-<h> / vr-at-<h>-o|i   workload interfaces a policy selector / a tier (per direction) applies to
 //! vr-pro-<h> / vr-pri-<h>     one profile's rules
 //! vr-allow / vr-pass          set the accept / pass mark bit and return (policies `goto` them)
 //! vr-s-<h>-4|6, vr-n-…, vr-p-… the policy engine's IP sets, split per family
@@ -45,7 +45,7 @@
 use std::collections::BTreeMap;
 
 use ipnetwork::IpNetwork;
-use policy::compile::Side;
+use policy::compile::{Ruleset, Side};
 use policy::ipset::IpSetId;
 use policy::model::{Direction, PolicyId};
 
@@ -99,9 +99,16 @@ pub(crate) fn policy_chain(id: &PolicyId, direction: Direction) -> String {
     }
 }
 
-/// The set of workload interfaces a policy applies to (`vr-ap-<hash>`).
-pub(crate) fn policy_member_set(id: &PolicyId) -> String {
-    format!("vr-ap-{:016x}", fnv64(id.to_string().as_bytes()))
+/// The set of workload interfaces a policy applies to (`vr-ap-<hash>`), shared by every
+/// policy with the same endpoint selector (`Ruleset::policy_selectors`; the policy id when
+/// the ruleset has none for it): fewer sets for the kernel to search by name, fewer elements
+/// per label change.
+pub(crate) fn policy_member_set(ruleset: &Ruleset, id: &PolicyId) -> String {
+    let h = match ruleset.policy_selectors.get(id) {
+        Some(selector) => fnv64(selector.as_bytes()),
+        None => fnv64(id.to_string().as_bytes()),
+    };
+    format!("vr-ap-{h:016x}")
 }
 
 /// The set of workload interfaces at least one policy of a tier applies to, per direction.

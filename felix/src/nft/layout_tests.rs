@@ -430,7 +430,12 @@ fn incremental_updates_equal_a_full_render() {
         namespace: None,
         name: "from-web".into(),
     };
-    assert!(r.table().sets[&policy_member_set(&id)].elems.is_empty());
+    let last = state_for("db", false);
+    assert!(
+        r.table().sets[&policy_member_set(&last.ruleset, &id)]
+            .elems
+            .is_empty()
+    );
 }
 
 /// A label change of a workload touches membership elements only, never a chain.
@@ -539,4 +544,29 @@ fn a_protocol_shared_by_every_rule_is_checked_once() {
         "{rules:?}"
     );
     assert_eq!(rules.len(), 4, "{rules:?}");
+}
+
+/// Policies with the same endpoint selector share one membership set.
+#[test]
+fn policies_with_one_selector_share_a_membership_set() {
+    let t = render(&state(
+        "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: one}\n\
+         spec: {selector: app == 'web', ingress: [{action: Allow, protocol: TCP}]}\n\
+         ---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: two}\n\
+         spec: {selector: app == 'web', ingress: [{action: Allow, protocol: UDP}]}\n\
+         ---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: three}\n\
+         spec: {selector: app == 'db', ingress: [{action: Allow}]}\n",
+    ));
+    let tw = texts(&t, CHAIN_WL_POL_IN);
+    let set_of = |rule: &str| rule.split_whitespace().nth(7).map(str::to_string);
+    assert_eq!(tw.len(), 5, "{tw:?}");
+    let mut jumps: Vec<String> = tw[..3].iter().filter_map(|r| set_of(r)).collect();
+    jumps.sort();
+    jumps.dedup();
+    assert_eq!(jumps.len(), 2, "{tw:?}");
+    let member_sets: Vec<&String> = t.sets.keys().filter(|n| n.starts_with("vr-ap-")).collect();
+    assert_eq!(member_sets.len(), 2, "{member_sets:?}");
+    // a (web) is in one of them, once; b (db) is not local.
+    let sizes: Vec<usize> = member_sets.iter().map(|n| t.sets[*n].elems.len()).collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 1, "{sizes:?}");
 }

@@ -255,7 +255,7 @@ impl Rendered {
                 // The policies (and tiers) that apply to this workload: membership elements.
                 for tier in rules.tiers(direction) {
                     for p in &tier.policies {
-                        let set = policy_member_set(p);
+                        let set = policy_member_set(&state.ruleset, p);
                         self.insert_elem(&set, key.clone(), ElemValue::Key, &mut placed);
                     }
                     if tier.default_action == TierDefaultAction::Deny {
@@ -314,7 +314,7 @@ impl Rendered {
             }
             for id in ids {
                 let chain = self.acquire_policy(ruleset, id, direction);
-                let set = policy_member_set(id);
+                let set = policy_member_set(ruleset, id);
                 self.add_member_set(&set);
                 rules.push(rule(
                     vec![
