@@ -5,6 +5,7 @@
 //!         → Node registration (CAS) → liveness lease → VXLAN tunnel address loop
 //!         → felix Agent (own threads) → ClusterAgent (BGP speaker, same runtime; not with
 //!         --networking-backend vxlan|none) → "vrouterd ready"
+//!  every 200 ms: readiness, router id, graceful-restart recovery (`show status`)
 //!  SIGHUP: re-read file + environment; apply log level, metrics address, addresses/AS/RR id
 //!          (Node update); log what needs a restart
 //!  SIGTERM/SIGINT: speaker stops as a restarting speaker (no NOTIFICATION, routes stay),
@@ -21,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bgp::ctl::{CtlError, CtlOptions, CtlServer, Layout, SpeakerBackend};
+use bgp::ctl::{ControlBackend, CtlError, CtlOptions, CtlServer, Layout, SpeakerBackend};
 use bgp::speaker::cluster::{ClusterAgent, ClusterOptions, DEFAULT_ASN, Launch};
 use bgp::speaker::secrets::FileSecrets;
 use bgp::speaker::{Shutdown, SpeakerConfig, SpeakerHandle};
@@ -143,6 +144,8 @@ impl Signals {
 /// State the metrics endpoint reads.
 struct Shared {
     metrics: NodeMetrics,
+    /// One scrape at a time: a refresh rebuilds the per-peer families.
+    scrape: tokio::sync::Mutex<()>,
     agent: Mutex<Option<Agent>>,
     speaker: Mutex<Option<SpeakerHandle>>,
     ready: AtomicBool,
@@ -151,6 +154,7 @@ struct Shared {
 impl Exporter for Shared {
     fn metrics(&self) -> BoxFuture<'_, String> {
         Box::pin(async move {
+            let _scrape = self.scrape.lock().await;
             let speaker = self.speaker.lock().ok().and_then(|s| s.clone());
             self.metrics.refresh(speaker).await;
             self.metrics.set_ready(self.ready.load(Ordering::Acquire));
@@ -194,6 +198,7 @@ pub async fn run(args: Vec<OsString>, config: Config, logs: LogHandle) -> Result
     let mut signals = Signals::install()?;
     let shared = Arc::new(Shared {
         metrics: NodeMetrics::new(&config.node_name),
+        scrape: tokio::sync::Mutex::new(()),
         agent: Mutex::new(None),
         speaker: Mutex::new(None),
         ready: AtomicBool::new(false),
@@ -398,6 +403,7 @@ impl Daemon {
                     {
                         backend.speaker().set_router_id(v4);
                     }
+                    self.follow_restart_recovery(speaker.as_ref()).await;
                     if !ready {
                         let ctl = self.control.is_some();
                         let bgp = speaker.is_some()
@@ -419,6 +425,21 @@ impl Daemon {
                     }
                 }
             }
+        }
+    }
+
+    /// Shows graceful-restart recovery on the control socket (`show status`) while the
+    /// speaker keeps the previous instance's routes waiting for End-of-RIB.
+    async fn follow_restart_recovery(&self, speaker: Option<&SpeakerHandle>) {
+        let (Some(backend), Some(speaker)) = (&self.backend, speaker) else {
+            return;
+        };
+        if let Ok(Ok(summary)) = tokio::time::timeout(READY_POLL, speaker.rib_summary()).await {
+            let recovering = summary.restart_recovery;
+            if backend.daemon().graceful_restart_recovery != recovering {
+                info!(recovering, "graceful restart recovery");
+            }
+            backend.speaker().set_graceful_restart_recovery(recovering);
         }
     }
 

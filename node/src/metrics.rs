@@ -1,5 +1,7 @@
 //! vrouterd's own metrics, next to felix's registry: BGP (`vrouter_bgp_*`, read from the
-//! speaker's handle at scrape time: sessions by state, routes per peer, Loc-RIB size),
+//! speaker's handle at scrape time: sessions by state, routes received and advertised and
+//! UPDATE messages received and sent per peer, Loc-RIB size, routes installed in the kernel,
+//! graceful-restart recovery),
 //! process (`process_resident_memory_bytes`, `process_start_time_seconds`, the names
 //! Prometheus dashboards expect), readiness and `vrouter_build_info`.
 //!
@@ -13,6 +15,7 @@ use bgp::fsm::State;
 use bgp::speaker::SpeakerHandle;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
@@ -48,7 +51,12 @@ pub struct NodeMetrics {
     peer_routes: Family<PeerLabel, Gauge>,
     peer_stale: Family<PeerLabel, Gauge>,
     peer_malformed: Family<PeerLabel, Gauge>,
+    peer_advertised: Family<PeerLabel, Gauge>,
+    updates_received: Family<PeerLabel, Counter>,
+    updates_sent: Family<PeerLabel, Counter>,
     loc_rib_prefixes: Gauge,
+    routes_installed: Gauge,
+    restart_recovery: Gauge,
     adj_rib_in_routes: Gauge,
     speaker_up: Gauge,
     ready: Gauge,
@@ -64,7 +72,12 @@ impl NodeMetrics {
         let peer_routes = Family::<PeerLabel, Gauge>::default();
         let peer_stale = Family::<PeerLabel, Gauge>::default();
         let peer_malformed = Family::<PeerLabel, Gauge>::default();
+        let peer_advertised = Family::<PeerLabel, Gauge>::default();
+        let updates_received = Family::<PeerLabel, Counter>::default();
+        let updates_sent = Family::<PeerLabel, Counter>::default();
         let loc_rib_prefixes = Gauge::default();
+        let routes_installed = Gauge::default();
+        let restart_recovery = Gauge::default();
         let adj_rib_in_routes = Gauge::default();
         let speaker_up = Gauge::default();
         let ready = Gauge::default();
@@ -109,6 +122,31 @@ impl NodeMetrics {
             peer_malformed.clone(),
         );
         registry.register(
+            "vrouter_bgp_peer_routes_advertised",
+            "Routes in each peer's Adj-RIB-Out (advertised to it)",
+            peer_advertised.clone(),
+        );
+        registry.register(
+            "vrouter_bgp_peer_updates_received",
+            "UPDATE messages received from each peer, End-of-RIB included",
+            updates_received.clone(),
+        );
+        registry.register(
+            "vrouter_bgp_peer_updates_sent",
+            "UPDATE messages sent to each peer, End-of-RIB included",
+            updates_sent.clone(),
+        );
+        registry.register(
+            "vrouter_bgp_routes_installed",
+            "BGP-learned best routes handed to the kernel (protocol 81)",
+            routes_installed.clone(),
+        );
+        registry.register(
+            "vrouter_bgp_graceful_restart_recovery",
+            "1 while a restarted speaker keeps the previous routes waiting for End-of-RIB",
+            restart_recovery.clone(),
+        );
+        registry.register(
             "vrouter_bgp_loc_rib_prefixes",
             "Prefixes in the Loc-RIB",
             loc_rib_prefixes.clone(),
@@ -139,7 +177,12 @@ impl NodeMetrics {
             peer_routes,
             peer_stale,
             peer_malformed,
+            peer_advertised,
+            updates_received,
+            updates_sent,
             loc_rib_prefixes,
+            routes_installed,
+            restart_recovery,
             adj_rib_in_routes,
             speaker_up,
             ready,
@@ -162,6 +205,9 @@ impl NodeMetrics {
         self.peer_routes.clear();
         self.peer_stale.clear();
         self.peer_malformed.clear();
+        self.peer_advertised.clear();
+        self.updates_received.clear();
+        self.updates_sent.clear();
         let Some(speaker) = speaker else {
             self.speaker_up.set(0);
             return;
@@ -204,8 +250,21 @@ impl NodeMetrics {
             self.peer_malformed
                 .get_or_create(&label)
                 .set(i64::try_from(peer.malformed_updates).unwrap_or(i64::MAX));
+            self.peer_advertised
+                .get_or_create(&label)
+                .set(to_i64(peer.routes_advertised));
+            // Counters are rebuilt from the speaker's totals at every scrape.
+            self.updates_received
+                .get_or_create(&label)
+                .inc_by(peer.updates_received);
+            self.updates_sent
+                .get_or_create(&label)
+                .inc_by(peer.updates_sent);
         }
         self.loc_rib_prefixes.set(to_i64(summary.prefixes));
+        self.routes_installed.set(to_i64(summary.installed));
+        self.restart_recovery
+            .set(i64::from(summary.restart_recovery));
         self.adj_rib_in_routes.set(to_i64(summary.received));
     }
 
@@ -258,6 +317,8 @@ mod tests {
         assert!(text.contains("node=\"node-1\""));
         assert!(text.contains("vrouter_node_ready 1"));
         assert!(text.contains("vrouter_bgp_speaker_up 0"));
+        assert!(text.contains("vrouter_bgp_routes_installed 0"), "{text}");
+        assert!(text.contains("vrouter_bgp_graceful_restart_recovery 0"));
         assert!(text.contains("vrouter_felix_test 0"));
         let rss_line = text
             .lines()

@@ -11,6 +11,10 @@
 //!    and keeps the route until a's End-of-RIB; `ip monitor route` in b sees no `Deleted`.
 //! 3. SIGTERM a (graceful), start it again: b holds a's route as stale meanwhile and takes it
 //!    fresh afterwards; still no `Deleted` in b.
+//! 4. b's `/metrics`: sessions, UPDATEs received and sent, routes received and installed.
+//! 5. SIGTERM a, SIGKILL b, start b while a is away: b waits for a's End-of-RIB, and its
+//!    control socket (`show status`) and `/metrics` say graceful-restart recovery is in
+//!    progress; start a: the recovery ends, the route stays; still no `Deleted` in b.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -24,11 +28,38 @@ use datastore::etcd::{EtcdConfig, Store};
 use datastore::ipam::block::AllocationBlock;
 use datastore::keys::ipam_block_key;
 use ipnetwork::IpNetwork;
-use support::{Vrouterd, WAIT, etcd_in};
+use support::{Vrouterd, WAIT, etcd_in, http_get};
 use test_support::etcd::Etcd;
 use test_support::{ChildGuard, Netns, eventually_ok, veth_pair};
 
 const BLOCK: &str = "10.244.1.0/26";
+const METRICS_PORT: u16 = 9192;
+
+fn status(socket: &Path) -> Result<String, String> {
+    let mut client = Client::connect(socket, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let reply = client.command("show status").map_err(|e| e.to_string())?;
+    let text: Vec<String> = reply.lines.iter().map(|l| l.text.clone()).collect();
+    Ok(text.join("\n"))
+}
+
+/// The value of the sample `name` (with its labels) in b's `/metrics`.
+fn metric(b: &Netns, name: &str) -> Result<f64, String> {
+    let text = http_get(b, METRICS_PORT, "/metrics").map_err(|e| e.to_string())?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .ok_or_else(|| format!("no {name} in:\n{text}"))
+}
+
+fn recovering(b: &Netns, socket: &Path, expected: bool) -> Result<(), String> {
+    let text = status(socket)?;
+    let shown = text.contains("Graceful restart recovery in progress");
+    let gauge = metric(b, "vrouter_bgp_graceful_restart_recovery")? == 1.0;
+    if shown == expected && gauge == expected {
+        Ok(())
+    } else {
+        Err(format!("metric {gauge}, show status:\n{text}"))
+    }
+}
 
 fn established(socket: &Path) -> Result<(), String> {
     let mut client = Client::connect(socket, Duration::from_secs(5)).map_err(|e| e.to_string())?;
@@ -99,7 +130,11 @@ fn bgp_routes_survive_restarts_of_either_side_without_deletes() {
             "--control-socket",
             dir.path().join(format!("{name}.ctl")).to_str().unwrap(),
             "--metrics-listen",
-            "off",
+            if name == "node-b" {
+                "127.0.0.1:9192"
+            } else {
+                "off"
+            },
             "--no-policy",
         ]
         .iter()
@@ -139,6 +174,40 @@ fn bgp_routes_survive_restarts_of_either_side_without_deletes() {
     learned(&b).expect("b keeps a's route while a restarts");
     let mut da = Vrouterd::start(&a, &args_a, &log_a);
     da.wait_log("vrouterd ready", 2);
+    eventually_ok(WAIT, || established(&socket_b)).unwrap();
+    learned(&b).unwrap();
+
+    // 4. b's BGP counters.
+    let peer_a = "{peer=\"10.96.0.1\"}";
+    eventually_ok(WAIT, || {
+        let established = metric(&b, "vrouter_bgp_sessions{state=\"Established\"}")?;
+        let received = metric(&b, &format!("vrouter_bgp_peer_updates_received_total{peer_a}"))?;
+        let sent = metric(&b, &format!("vrouter_bgp_peer_updates_sent_total{peer_a}"))?;
+        let routes = metric(&b, &format!("vrouter_bgp_peer_routes_received{peer_a}"))?;
+        let installed = metric(&b, "vrouter_bgp_routes_installed")?;
+        // a's block and its End-of-RIB in; at least b's End-of-RIB out.
+        if established == 1.0 && received >= 2.0 && sent >= 1.0 && routes == 1.0 && installed == 1.0
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "established {established} received {received} sent {sent} routes {routes} installed {installed}"
+            ))
+        }
+    })
+    .unwrap();
+    recovering(&b, &socket_b, false).unwrap();
+
+    // 5. b restarts while a is away: recovery until a's End-of-RIB.
+    assert_eq!(da.terminate().code(), Some(0));
+    db.child.kill().unwrap();
+    let mut db = Vrouterd::start(&b, &args_b, &log_b);
+    db.wait_log("vrouterd ready", 3);
+    eventually_ok(WAIT, || recovering(&b, &socket_b, true)).unwrap();
+    learned(&b).expect("the restarting b keeps a's route");
+    let mut da = Vrouterd::start(&a, &args_a, &log_a);
+    da.wait_log("vrouterd ready", 3);
+    eventually_ok(WAIT, || recovering(&b, &socket_b, false)).unwrap();
     eventually_ok(WAIT, || established(&socket_b)).unwrap();
     learned(&b).unwrap();
 

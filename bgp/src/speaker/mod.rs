@@ -237,6 +237,10 @@ pub struct PeerStatus {
     pub disabled: bool,
     /// Routes in the peer's Adj-RIB-Out (what we advertise to it).
     pub routes_advertised: usize,
+    /// UPDATE messages received from the peer (End-of-RIB included), over all its sessions.
+    pub updates_received: u64,
+    /// UPDATE messages sent to the peer (End-of-RIB included), over all its sessions.
+    pub updates_sent: u64,
 }
 
 /// One Loc-RIB entry as the handle reports it.
@@ -269,6 +273,10 @@ pub struct RibSummary {
     pub originated: usize,
     /// Prefixes handed to the FIB (learned best routes).
     pub installed: usize,
+    /// Graceful-restart recovery (RFC 4724 §4.1): this speaker restarted and keeps the
+    /// previous instance's kernel routes until every peer has sent End-of-RIB or the stale
+    /// time passes.
+    pub restart_recovery: bool,
 }
 
 /// How to stop a speaker.

@@ -92,6 +92,10 @@ pub(crate) struct PeerLive {
     pub(crate) last_error: Option<String>,
     pub(crate) stale_families: FamilySet,
     pub(crate) malformed_updates: u64,
+    /// UPDATE messages received (End-of-RIB included) since the peer was configured.
+    pub(crate) updates_received: u64,
+    /// UPDATE messages sent (End-of-RIB included) since the peer was configured.
+    pub(crate) updates_sent: u64,
     /// Wall-clock time of the last state change.
     pub(crate) since: SystemTime,
 }
@@ -118,6 +122,8 @@ pub(crate) fn spawn(
         last_error: None,
         stale_families: FamilySet::EMPTY,
         malformed_updates: 0,
+        updates_received: 0,
+        updates_sent: 0,
         since: SystemTime::now(),
     }));
     let (conn_tx, conn_rx) = connection::channel();
@@ -318,8 +324,12 @@ impl PeerTask {
                     failed = false;
                 }
                 Output::Send(message) => {
-                    if let Message::Notification(n) = &message {
-                        self.set_error(format!("sent notification {n}"));
+                    match &message {
+                        Message::Notification(n) => {
+                            self.set_error(format!("sent notification {n}"));
+                        }
+                        Message::Update(_) => self.count(|live| live.updates_sent += 1),
+                        _ => {}
                     }
                     let Some(slot) = self.slot(which) else {
                         continue;
@@ -357,10 +367,9 @@ impl PeerTask {
                     .await;
                 }
                 Output::Update(update) => {
+                    self.count(|live| live.updates_received += 1);
                     if !update.errors.is_empty() {
-                        if let Ok(mut live) = self.live.lock() {
-                            live.malformed_updates += 1;
-                        }
+                        self.count(|live| live.malformed_updates += 1);
                         for error in &update.errors {
                             tracing::warn!(peer = %self.address, disposition = %error.disposition, reason = %error.reason, "malformed UPDATE (RFC 7606)");
                         }
@@ -372,6 +381,7 @@ impl PeerTask {
                     .await;
                 }
                 Output::EndOfRib(family) => {
+                    self.count(|live| live.updates_received += 1);
                     self.emit(PeerEvent::EndOfRib {
                         address: self.address,
                         family,
@@ -675,15 +685,21 @@ impl PeerTask {
         let Some(conn) = self.primary.conn.as_mut() else {
             return;
         };
+        let mut sent = 0;
         for update in updates {
             match encode_message(&Message::Update(update), &codec) {
-                Ok(bytes) => conn.out.extend_from_slice(&bytes),
+                Ok(bytes) => {
+                    conn.out.extend_from_slice(&bytes);
+                    sent += 1;
+                }
                 Err(error) => {
                     tracing::error!(peer = %self.address, %error, "cannot encode UPDATE");
                 }
             }
         }
-        if !self.write_out(Which::Primary).await {
+        if self.write_out(Which::Primary).await {
+            self.count(|live| live.updates_sent += sent);
+        } else {
             self.primary.conn = None;
             self.drive(Which::Primary, Input::TcpConnectionFails).await;
         }
@@ -698,6 +714,12 @@ impl PeerTask {
             Shutdown::Stop => self.drive(Which::Primary, Input::ManualStop).await,
             // RFC 4724: a restarting speaker just goes away; the peer keeps our routes.
             Shutdown::Restart => self.primary.conn = None,
+        }
+    }
+
+    fn count(&self, f: impl FnOnce(&mut PeerLive)) {
+        if let Ok(mut live) = self.live.lock() {
+            f(&mut live);
         }
     }
 

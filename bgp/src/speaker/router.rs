@@ -198,6 +198,7 @@ impl Router {
                         .filter(|(_, d)| d.best().is_some_and(|b| b.source.is_local()))
                         .count(),
                     installed: self.installed.len(),
+                    restart_recovery: self.restart_deadline.is_some(),
                 });
             }
             Command::Accepted(stream, from) => {
@@ -510,6 +511,8 @@ impl Router {
                         .up
                         .as_ref()
                         .map_or(0, |up| up.outbox.rib_out.lock().map_or(0, |r| r.len())),
+                    updates_received: live.as_ref().map_or(0, |l| l.updates_received),
+                    updates_sent: live.as_ref().map_or(0, |l| l.updates_sent),
                 }
             })
             .map(|status| (status.address, status))
@@ -648,6 +651,8 @@ fn disabled_status((config, since): &(PeerConfig, SystemTime)) -> (IpAddr, PeerS
         since: *since,
         disabled: true,
         routes_advertised: 0,
+        updates_received: 0,
+        updates_sent: 0,
     };
     (config.address, status)
 }

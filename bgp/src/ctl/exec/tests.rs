@@ -46,6 +46,7 @@ impl ControlBackend for Fake {
             attribute_sets: 2,
             originated: 1,
             installed: 2,
+            restart_recovery: false,
         })
     }
     async fn peer_action(&self, peer: IpAddr, action: PeerAction) -> Option<PeerActionOutcome> {
@@ -90,6 +91,8 @@ fn peer(address: &str) -> PeerStatus {
         since: t0(),
         disabled: false,
         routes_advertised: 1,
+        updates_received: 2,
+        updates_sent: 2,
     }
 }
 

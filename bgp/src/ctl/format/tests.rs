@@ -32,6 +32,8 @@ fn peer(address: &str, state: State, since: SystemTime, error: Option<&str>) -> 
         since,
         disabled: false,
         routes_advertised: 0,
+        updates_received: 0,
+        updates_sent: 0,
     }
 }
 
