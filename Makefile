@@ -34,8 +34,12 @@ build: deps
 	$(CARGO) build --workspace --release
 
 ## test: the whole suite — unit, real etcd, network namespaces, BGP peers. Needs root.
+## The binaries are built first: the lab and e2e tests run vrouterd, vrouter-cni, vrctl and
+## vrouter-reflector as processes (cargo test alone builds a package's binaries only when
+## that package has integration tests).
 test: deps
 	@[ "$$(id -u)" = 0 ] || { echo "make test needs root (network namespaces)"; exit 1; }
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 	@$(MAKE) --no-print-directory clean-test-leftovers
 
