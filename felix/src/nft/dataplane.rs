@@ -444,35 +444,42 @@ impl PolicyDataplane {
 }
 
 /// Kernel elements as our element map: interval starts paired with the end that follows.
-fn elems_of(kind: SetKind, mut raw: Vec<dump::RawElem>) -> BTreeMap<Vec<u8>, ElemValue> {
-    let mut out = BTreeMap::new();
+fn elems_of(kind: SetKind, raw: Vec<dump::RawElem>) -> BTreeMap<Vec<u8>, ElemValue> {
     if kind.interval() {
-        // Ends sort before starts at the same key (an end closes the previous interval).
-        raw.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-        let mut pending: Option<Vec<u8>> = None;
-        for (key, is_end, _) in raw {
-            if is_end {
-                if let Some(start) = pending.take() {
-                    out.insert(start, ElemValue::IntervalTo(Some(key)));
-                }
-            } else {
-                if let Some(start) = pending.take() {
-                    out.insert(start, ElemValue::IntervalTo(None));
-                }
-                pending = Some(key);
-            }
-        }
-        if let Some(start) = pending {
-            out.insert(start, ElemValue::IntervalTo(None));
-        }
-        return out;
+        return intervals(raw);
     }
-    for (key, _, chain) in raw {
-        let value = match (kind.is_vmap(), chain) {
-            (true, Some(c)) => ElemValue::Goto(c),
-            _ => ElemValue::Key,
-        };
-        out.insert(key, value);
+    raw.into_iter()
+        .map(|(key, _, chain)| {
+            let value = match (kind.is_vmap(), chain) {
+                (true, Some(c)) => ElemValue::Goto(c),
+                _ => ElemValue::Key,
+            };
+            (key, value)
+        })
+        .collect()
+}
+
+/// Interval elements as the kernel lists them (starts and interval-end flags, in any order)
+/// as start → end (`None`: open to the end of the address space).
+pub(super) fn intervals(mut raw: Vec<dump::RawElem>) -> BTreeMap<Vec<u8>, ElemValue> {
+    let mut out = BTreeMap::new();
+    // Ends sort before starts at the same key (an end closes the previous interval).
+    raw.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut pending: Option<Vec<u8>> = None;
+    for (key, is_end, _) in raw {
+        if is_end {
+            if let Some(start) = pending.take() {
+                out.insert(start, ElemValue::IntervalTo(Some(key)));
+            }
+        } else {
+            if let Some(start) = pending.take() {
+                out.insert(start, ElemValue::IntervalTo(None));
+            }
+            pending = Some(key);
+        }
+    }
+    if let Some(start) = pending {
+        out.insert(start, ElemValue::IntervalTo(None));
     }
     out
 }

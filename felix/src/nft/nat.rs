@@ -26,6 +26,7 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 
 use super::NftError;
+use super::dataplane::intervals;
 use super::dump::{self, DumpKind};
 use super::layout::interval_elems;
 use super::netlink::{KernelError, Netlink};
@@ -417,31 +418,6 @@ impl NatDataplane {
     }
 }
 
-/// Interval elements as the kernel lists them (starts and interval-end flags, in any order)
-/// as start → end.
-fn intervals(mut raw: Vec<dump::RawElem>) -> BTreeMap<Vec<u8>, ElemValue> {
-    let mut out = BTreeMap::new();
-    // Ends sort before starts at the same key (an end closes the previous interval).
-    raw.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-    let mut pending: Option<Vec<u8>> = None;
-    for (key, is_end, _) in raw {
-        if is_end {
-            if let Some(start) = pending.take() {
-                out.insert(start, ElemValue::IntervalTo(Some(key)));
-            }
-        } else {
-            if let Some(start) = pending.take() {
-                out.insert(start, ElemValue::IntervalTo(None));
-            }
-            pending = Some(key);
-        }
-    }
-    if let Some(start) = pending {
-        out.insert(start, ElemValue::IntervalTo(None));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,17 +487,5 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("10.65.0.0-10.65.255.255"), "{text}");
-    }
-
-    #[test]
-    fn intervals_pair_up() {
-        let m = intervals(vec![
-            (vec![10, 1, 0, 0], true, None),
-            (vec![10, 0, 0, 0], false, None),
-        ]);
-        assert_eq!(
-            m.get(&vec![10, 0, 0, 0]),
-            Some(&ElemValue::IntervalTo(Some(vec![10, 1, 0, 0])))
-        );
     }
 }
