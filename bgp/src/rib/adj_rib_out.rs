@@ -4,8 +4,10 @@
 //! the session's maximum message size (4,096 bytes unless RFC 8654 applies). End-of-RIB
 //! markers come from [`AdjRibOut::end_of_rib`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use crate::wire::{
     CodecContext, EncodeError, Family, HEADER_LEN, Nlri, PathAttributes, Prefix, Update,
@@ -38,8 +40,8 @@ impl AdjRibOut {
     pub fn new(ctx: CodecContext) -> AdjRibOut {
         AdjRibOut {
             ctx,
-            entries: HashMap::new(),
-            ids: HashMap::new(),
+            entries: HashMap::default(),
+            ids: HashMap::default(),
             announce: BTreeSet::new(),
             withdraw: BTreeSet::new(),
         }
@@ -196,15 +198,19 @@ impl AdjRibOut {
 
         let announce = std::mem::take(&mut self.announce);
         let mut groups: Vec<(Family, Arc<PathAttributes>, Vec<Nlri>)> = Vec::new();
-        let mut index: HashMap<(Family, Arc<PathAttributes>), usize> = HashMap::new();
+        // Grouped by attribute set identity: export shares one `Arc` among the routes (and
+        // peers) that get the same set, and hashing a pointer is much cheaper than hashing
+        // the attributes.
+        let mut index: HashMap<(Family, usize), usize> = HashMap::default();
         for nlri in announce {
             let Some(entry) = self.entries.get_mut(&nlri) else {
                 continue;
             };
             entry.sent = true;
-            let key = (nlri.prefix.family(), Arc::clone(&entry.attributes));
-            let slot = *index.entry(key.clone()).or_insert_with(|| {
-                groups.push((key.0, key.1, Vec::new()));
+            let family = nlri.prefix.family();
+            let key = (family, Arc::as_ptr(&entry.attributes) as usize);
+            let slot = *index.entry(key).or_insert_with(|| {
+                groups.push((family, Arc::clone(&entry.attributes), Vec::new()));
                 groups.len() - 1
             });
             groups[slot].2.push(nlri);

@@ -17,9 +17,10 @@
 //! [`ExportCache`] lets one batch of changes build each reflected attribute set once for all
 //! clients instead of once per client.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use crate::rib::Path;
 use crate::rr::{self, Advertise, PeerRole};

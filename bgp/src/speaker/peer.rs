@@ -214,11 +214,21 @@ struct PeerTask {
 impl PeerTask {
     async fn run(mut self) {
         self.drive(Which::Primary, Input::ManualStart).await;
+        // One timer for the task's life, moved only when the next deadline changes (a new
+        // `Sleep` per wake-up registered and cleared a timer entry every time).
+        let sleep = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(sleep);
         loop {
             let deadline = self.next_deadline();
+            if let Some((_, _, at)) = deadline {
+                let at = tokio::time::Instant::from_std(at);
+                if sleep.deadline() != at {
+                    sleep.as_mut().reset(at);
+                }
+            }
             let outbox = self.outbox.clone();
             let wake = tokio::select! {
-                () = sleep_until(deadline.map(|(_, _, at)| at)) => match deadline {
+                () = &mut sleep, if deadline.is_some() => match deadline {
                     Some((which, timer, _)) => Wake::Timer(which, timer),
                     None => continue,
                 },
@@ -741,13 +751,6 @@ impl PeerTask {
                 .flatten();
             live.stale_families = session.stale_families();
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -3,7 +3,8 @@
 //! Every RIB mutation yields [`BestChange`]s; each is handed to the FIB (best route learned
 //! from a peer → install with the ECMP next hops; local or gone → withdraw) and to every
 //! established peer's Adj-RIB-Out through export policy ([`ExportTarget`]). The router never
-//! waits on a peer: it fills the peer's [`Outbox`] and notifies it.
+//! waits on a peer: it fills the peer's [`Outbox`] and, once the events already queued have
+//! all been handled (a batch), notifies each peer with something to send.
 //!
 //! Restarting speaker (RFC 4724 §4.1): when started with `graceful_restart.restarting`, kernel
 //! routes from the previous instance stay until every peer has sent End-of-RIB for its
@@ -28,6 +29,9 @@ use super::{PeerAction, PeerActionOutcome, RefreshDirection, RouteDetail};
 use crate::fsm::SessionConfig;
 use crate::rib::{BestChange, Destination, Path, PeerInfo, Rib};
 use crate::wire::{FamilySet, Origin, PathAttributes, Prefix};
+
+/// Peer events handled together before peers are told to flush.
+const EVENT_BATCH: usize = 256;
 
 /// How long a removed or stopping peer task gets to send its Cease.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -124,13 +128,27 @@ impl Router {
                         let _ = done.send(());
                         return;
                     }
-                    Some(command) => self.command(command).await,
+                    Some(command) => {
+                        self.command(command).await;
+                        self.notify_peers();
+                    }
                     None => {
                         self.shutdown(Shutdown::Stop).await;
                         return;
                     }
                 },
-                Some(event) = events.recv() => self.event(event),
+                Some(event) = events.recv() => {
+                    // Whatever else is already queued joins this batch, so peers get one
+                    // flush (one write) for all of it instead of one per UPDATE received.
+                    self.event(event);
+                    for _ in 0..EVENT_BATCH {
+                        match events.try_recv() {
+                            Ok(event) => self.event(event),
+                            Err(_) => break,
+                        }
+                    }
+                    self.notify_peers();
+                }
                 () = sleep_until(deadline) => {
                     tracing::info!("restart: stale time over, removing routes not learned again");
                     self.restart_deadline = None;
@@ -387,9 +405,18 @@ impl Router {
                         rib_out.set(change.prefix, &exported);
                     }
                 }
-                if rib_out.has_pending() {
-                    up.outbox.notify.notify_one();
-                }
+            }
+        }
+    }
+
+    /// Wakes every established peer with changes waiting in its Adj-RIB-Out (after a batch
+    /// of events or a command).
+    fn notify_peers(&self) {
+        for entry in self.peers.values() {
+            let Some(up) = &entry.up else { continue };
+            let pending = up.outbox.rib_out.lock().is_ok_and(|r| r.has_pending());
+            if pending {
+                up.outbox.notify.notify_one();
             }
         }
     }
