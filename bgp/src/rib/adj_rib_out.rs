@@ -19,6 +19,27 @@ const UPDATE_OVERHEAD: usize = HEADER_LEN + 4;
 /// MP_UNREACH_NLRI framing: flags, type, 2-octet length, AFI, SAFI.
 const MP_UNREACH_OVERHEAD: usize = 7;
 
+/// The routes of one UPDATE, packed but not yet built or encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packed {
+    /// Withdrawals (one family).
+    Withdraw(Vec<Nlri>),
+    /// Announcements (one family) sharing one attribute set.
+    Announce(Arc<PathAttributes>, Vec<Nlri>),
+}
+
+impl Packed {
+    /// The UPDATE message.
+    pub fn into_update(self) -> Update {
+        match self {
+            Packed::Withdraw(nlri) => Update::withdraw(nlri),
+            Packed::Announce(attributes, nlri) => {
+                Update::announce(Arc::unwrap_or_clone(attributes), nlri)
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct OutEntry {
     attributes: Arc<PathAttributes>,
@@ -179,6 +200,16 @@ impl AdjRibOut {
 
     /// Builds the UPDATEs carrying every pending change, withdrawals first, and marks them sent.
     pub fn flush(&mut self) -> Result<Vec<Update>, EncodeError> {
+        Ok(self
+            .flush_packed()?
+            .into_iter()
+            .map(Packed::into_update)
+            .collect())
+    }
+
+    /// [`AdjRibOut::flush`] before the UPDATEs are built: each message's routes with the
+    /// shared attribute set (so peers that get the same message can share its encoding).
+    pub fn flush_packed(&mut self) -> Result<Vec<Packed>, EncodeError> {
         let mut updates = Vec::new();
         let withdraw = std::mem::take(&mut self.withdraw);
         for family in Family::ALL {
@@ -192,7 +223,7 @@ impl AdjRibOut {
                 Family::Ipv6Unicast => UPDATE_OVERHEAD + MP_UNREACH_OVERHEAD,
             };
             for chunk in self.chunks(nlri, family, overhead)? {
-                updates.push(Update::withdraw(chunk));
+                updates.push(Packed::Withdraw(chunk));
             }
         }
 
@@ -221,7 +252,7 @@ impl AdjRibOut {
             let overhead =
                 UPDATE_OVERHEAD + attributes_len(&attributes, family, &self.ctx)? + extra;
             for chunk in self.chunks(nlri, family, overhead)? {
-                updates.push(Update::announce((*attributes).clone(), chunk));
+                updates.push(Packed::Announce(Arc::clone(&attributes), chunk));
             }
         }
         Ok(updates)

@@ -18,7 +18,7 @@ pub mod best_path;
 pub mod loc_rib;
 
 pub use adj_rib_in::{AdjRibIn, AdjRibInEntry, Interner};
-pub use adj_rib_out::AdjRibOut;
+pub use adj_rib_out::{AdjRibOut, Packed};
 pub use best_path::{BestPathConfig, DecisionStep, Selection, compare, select};
 pub use loc_rib::{BestChange, BestRoute, Destination, LocRib};
 

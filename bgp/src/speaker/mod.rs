@@ -13,6 +13,8 @@
 //!   connects (source address = node IP, TCP-MD5, GTSM), reads frames from a reader task,
 //!   turns outputs into writes, timers and router events, and resolves connection collisions
 //!   (RFC 4271 §6.8) with a second session for the incoming connection.
+//! - `shared_updates`: UPDATE bytes encoded once and shared by every peer task that sends
+//!   the same message with the same codec context (a reflector's update groups).
 //! - [`router`]: owns the [`crate::rib::Rib`], applies peer UPDATEs, runs export policy into
 //!   each peer's Adj-RIB-Out (never iBGP-learned to iBGP), and sends best-route changes to the
 //!   [`Fib`] (next hop = the originating node, ECMP as multipath).
@@ -36,6 +38,7 @@ pub mod netns;
 mod peer;
 mod router;
 pub mod secrets;
+mod shared_updates;
 mod socket_options;
 pub mod status;
 

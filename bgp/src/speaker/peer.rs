@@ -11,7 +11,8 @@
 //! wake-up ([`Session::next_deadline`]), and everything the RIB must know goes to the router
 //! as a [`PeerEvent`] over a bounded channel. Routes to advertise come the other way through
 //! the [`Outbox`]: the router fills the Adj-RIB-Out and notifies; this task flushes it into
-//! packed UPDATEs, followed by End-of-RIB after the initial advertisement.
+//! packed UPDATEs (encoded once per speaker for every peer that gets the same message,
+//! [`SharedUpdates`]) in one write, followed by End-of-RIB after the initial advertisement.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +26,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use super::connection::{self, ConnEvent, ConnectSpec};
+use super::shared_updates::SharedUpdates;
 use super::{PeerConfig, Shutdown};
 use crate::fsm::collision::{self, Loser};
 use crate::fsm::{Direction, Input, Output, Session, SessionConfig, SessionContext, State, Timer};
@@ -114,6 +116,7 @@ pub(crate) fn spawn(
     session_config: SessionConfig,
     source: Option<IpAddr>,
     events: mpsc::Sender<PeerEvent>,
+    shared: Arc<SharedUpdates>,
 ) -> PeerTaskHandle {
     let (commands, commands_rx) = mpsc::channel(super::PEER_COMMAND_CAPACITY);
     let live = Arc::new(Mutex::new(PeerLive {
@@ -139,6 +142,7 @@ pub(crate) fn spawn(
         next_id: 0,
         attempt: None,
         outbox: None,
+        shared,
         eor_sent: false,
         events,
         commands: commands_rx,
@@ -205,6 +209,8 @@ struct PeerTask {
     next_id: u64,
     attempt: Option<(u64, JoinHandle<()>)>,
     outbox: Option<Arc<Outbox>>,
+    /// Encoded UPDATEs shared with the speaker's other peers.
+    shared: Arc<SharedUpdates>,
     eor_sent: bool,
     events: mpsc::Sender<PeerEvent>,
     commands: mpsc::Receiver<PeerCommand>,
@@ -666,17 +672,30 @@ impl PeerTask {
         if self.primary.session.state() != State::Established {
             return;
         }
-        let updates = match outbox.rib_out.lock() {
-            Ok(mut rib_out) => rib_out.flush(),
+        let packed = match outbox.rib_out.lock() {
+            Ok(mut rib_out) => rib_out.flush_packed(),
             Err(_) => return,
         };
-        let mut updates = match updates {
-            Ok(updates) => updates,
+        let packed = match packed {
+            Ok(packed) => packed,
             Err(error) => {
                 tracing::error!(peer = %self.address, %error, "cannot pack UPDATEs");
                 Vec::new()
             }
         };
+        // Established was checked above and UPDATEs change no session state, so the whole
+        // flush goes out in one write, of bytes shared with every peer that gets the same
+        // messages (encoded once for all of them).
+        let codec = self.primary.session.codec();
+        let mut messages: Vec<Arc<[u8]>> = Vec::with_capacity(packed.len() + 2);
+        for p in packed {
+            match self.shared.encode(&codec, p) {
+                Ok(bytes) => messages.push(bytes),
+                Err(error) => {
+                    tracing::error!(peer = %self.address, %error, "cannot encode UPDATE");
+                }
+            }
+        }
         if !self.eor_sent && outbox.ready.load(Ordering::Acquire) {
             self.eor_sent = true;
             let families = self
@@ -684,30 +703,35 @@ impl PeerTask {
                 .session
                 .context()
                 .map_or(FamilySet::EMPTY, |c| c.families);
-            updates.extend(families.iter().map(Update::end_of_rib));
-        }
-        if updates.is_empty() {
-            return;
-        }
-        // Established was checked above and UPDATEs change no session state, so the whole
-        // flush is encoded into the connection's buffer and goes out in one write.
-        let codec = self.primary.session.codec();
-        let Some(conn) = self.primary.conn.as_mut() else {
-            return;
-        };
-        let mut sent = 0;
-        for update in updates {
-            match encode_message(&Message::Update(update), &codec) {
-                Ok(bytes) => {
-                    conn.out.extend_from_slice(&bytes);
-                    sent += 1;
-                }
-                Err(error) => {
-                    tracing::error!(peer = %self.address, %error, "cannot encode UPDATE");
+            for family in families.iter() {
+                let eor = Message::Update(Update::end_of_rib(family));
+                match encode_message(&eor, &codec) {
+                    Ok(bytes) => messages.push(bytes.into()),
+                    Err(error) => {
+                        tracing::error!(peer = %self.address, %error, "cannot encode End-of-RIB")
+                    }
                 }
             }
         }
-        if self.write_out(Which::Primary).await {
+        let Some(conn) = self.primary.conn.as_mut() else {
+            return;
+        };
+        let written = match messages.as_slice() {
+            [] => return,
+            // The common fan-out case: one message, written from the shared bytes.
+            [one] if conn.out.is_empty() => matches!(
+                tokio::time::timeout(WRITE_TIMEOUT, conn.writer.write_all(one)).await,
+                Ok(Ok(()))
+            ),
+            many => {
+                for bytes in many {
+                    conn.out.extend_from_slice(bytes);
+                }
+                self.write_out(Which::Primary).await
+            }
+        };
+        if written {
+            let sent = u64::try_from(messages.len()).unwrap_or(u64::MAX);
             self.count(|live| live.updates_sent += sent);
         } else {
             self.primary.conn = None;

@@ -24,6 +24,7 @@ use super::connection::Listeners;
 use super::export::{ExportCache, ExportTarget};
 use super::fib::Fib;
 use super::peer::{self, Outbox, PeerCommand, PeerEvent, PeerTaskHandle};
+use super::shared_updates::SharedUpdates;
 use super::{Command, PeerConfig, PeerStatus, RibSummary, RouteStatus, Shutdown, SpeakerConfig};
 use super::{PeerAction, PeerActionOutcome, RefreshDirection, RouteDetail};
 use crate::fsm::SessionConfig;
@@ -60,6 +61,8 @@ struct Router {
     events_tx: mpsc::Sender<PeerEvent>,
     listeners: Arc<Listeners>,
     restart_deadline: Option<Instant>,
+    /// UPDATE encodings shared by the peer tasks.
+    shared: Arc<SharedUpdates>,
     /// Administratively disabled peers (no task) and since when.
     disabled: BTreeMap<IpAddr, (PeerConfig, SystemTime)>,
 }
@@ -90,6 +93,7 @@ pub(crate) fn spawn(
         events_tx,
         listeners,
         restart_deadline,
+        shared: Arc::new(SharedUpdates::default()),
         disabled: BTreeMap::new(),
     };
     tokio::spawn(async move {
@@ -248,7 +252,13 @@ impl Router {
         }
         let session = session_config(&self.config, &peer);
         let source = self.config.source_for(peer.address);
-        let task = peer::spawn(peer.clone(), session, source, self.events_tx.clone());
+        let task = peer::spawn(
+            peer.clone(),
+            session,
+            source,
+            self.events_tx.clone(),
+            Arc::clone(&self.shared),
+        );
         self.peers.insert(
             peer.address,
             PeerEntry {

@@ -236,7 +236,7 @@ impl Nlri {
 ///
 /// Before a session is Established (OPEN, NOTIFICATION and KEEPALIVE only) the
 /// [`Default`] context is right.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct CodecContext {
     /// RFC 6793: AS numbers in AS_PATH/AGGREGATOR are 4 octets.
     pub four_octet_as: bool,
