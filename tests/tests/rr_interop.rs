@@ -10,9 +10,10 @@
 //!
 //! Assertions:
 //! 1. BIRD as reflector: each vrouter client's block reaches the other clients' kernels via
-//!    its owner; an anycast /32 announced by two clients reaches the third as two ADD-PATH
-//!    paths and is installed as ECMP over both owners; withdrawing it at one owner leaves the
-//!    other next hop.
+//!    its owner, carrying ORIGINATOR_ID = the owner and CLUSTER_LIST = [BIRD's cluster id]
+//!    as the client decoded them; an anycast /32 announced by two clients reaches the third
+//!    as two ADD-PATH paths and is installed as ECMP over both owners; withdrawing it at one
+//!    owner leaves the other next hop.
 //! 2. vrouter-reflector: BIRD's block reaches GoBGP and GoBGP's block reaches BIRD, each with
 //!    ORIGINATOR_ID = the originating client and CLUSTER_LIST = [our cluster id], read from
 //!    BIRD's `show route all` and from GoBGP's `global rib -j`.
@@ -107,6 +108,20 @@ fn bird_reflects_for_vrouter_clients() {
             }
         }
     }
+    // What BIRD reflected carries ORIGINATOR_ID = the owner and CLUSTER_LIST = [BIRD's
+    // cluster id], as the vrouter client decoded it.
+    for (i, (vr, node)) in vrouters.iter().zip(clients).enumerate() {
+        let owner = (i + 1) % clients.len();
+        let prefix = format!("10.244.{owner}.0/26");
+        let (originator, cluster_list) = assert_eventually!(reflection_at(vr, &prefix));
+        assert_eq!(
+            originator,
+            Some(clients[owner].ip()),
+            "{}: {prefix}",
+            node.name()
+        );
+        assert_eq!(cluster_list, vec![CLUSTER_ID], "{}: {prefix}", node.name());
+    }
     // Anycast from clients 0 and 1: client 2 gets both paths and installs ECMP.
     assert_eventually!(kernel_hops(
         &clients[2],
@@ -122,6 +137,26 @@ fn bird_reflects_for_vrouter_clients() {
         &[clients[1].ip()]
     ));
     drop(vrouters);
+}
+
+/// ORIGINATOR_ID and CLUSTER_LIST of the best path a vrouter holds for `prefix`.
+fn reflection_at(vr: &Vrouter, prefix: &str) -> Result<(Option<Ipv4Addr>, Vec<Ipv4Addr>), String> {
+    let details = runtime()
+        .block_on(vr.handle().route_details())
+        .map_err(|e| e.to_string())?;
+    let detail = details
+        .iter()
+        .find(|d| d.prefix.to_string() == prefix)
+        .ok_or(format!("no {prefix}"))?;
+    let best = detail
+        .paths
+        .iter()
+        .find(|p| p.best)
+        .ok_or(format!("no best path for {prefix}"))?;
+    Ok((
+        best.attributes.originator_id,
+        best.attributes.cluster_list.clone(),
+    ))
 }
 
 fn start_reflector(store: &Store, etcd: &Etcd, node: &test_support::Node) -> Reflector {
