@@ -144,6 +144,7 @@ pub(crate) fn spawn(
         outbox: None,
         shared,
         eor_sent: false,
+        resolving_collision: false,
         events,
         commands: commands_rx,
         live: Arc::clone(&live),
@@ -212,6 +213,11 @@ struct PeerTask {
     /// Encoded UPDATEs shared with the speaker's other peers.
     shared: Arc<SharedUpdates>,
     eor_sent: bool,
+    /// Set while a collision is being settled: driving the losing session re-enters
+    /// [`PeerTask::resolve_collision`] (every `drive` ends with it), which must not settle
+    /// the same collision again (a loser in Connect/Active ignores OpenCollisionDump and
+    /// would be found losing forever).
+    resolving_collision: bool,
     events: mpsc::Sender<PeerEvent>,
     commands: mpsc::Receiver<PeerCommand>,
     live: Arc<Mutex<PeerLive>>,
@@ -622,6 +628,15 @@ impl PeerTask {
 
     /// Settles a collision between the primary and the pending session, if there is one.
     async fn resolve_collision(&mut self) {
+        if self.resolving_collision {
+            return;
+        }
+        self.resolving_collision = true;
+        self.settle_collision().await;
+        self.resolving_collision = false;
+    }
+
+    async fn settle_collision(&mut self) {
         let Some(pending) = &self.pending else { return };
         if pending.session.state() == State::Idle {
             self.pending = None;
