@@ -19,6 +19,7 @@
 
 mod dataplane;
 mod dump;
+mod encode;
 mod layout;
 mod nat;
 mod netlink;

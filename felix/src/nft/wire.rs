@@ -1,4 +1,5 @@
-//! nf_tables netlink messages for [`spec`](super::spec) values, built with libnftnl
+//! nf_tables netlink messages for [`spec`](super::spec) values, built with libnftnl (rules are
+//! encoded directly by [`encode`](super::encode) and only framed here)
 //! (`nftnl::nftnl_sys`). The read path (dump requests and reply parsers) is in `dump`.
 //!
 //! This is one of the three modules allowed `unsafe` (with `dump` and `netlink`): nftnl 0.9's safe
@@ -22,8 +23,8 @@ use super::NftError;
 use super::spec::{Cond, ElemValue, End, Family, Hook, IfDir, RuleSpec, SetKind, Stmt, Verdict};
 
 pub(super) const NFPROTO_INET: u16 = 1;
-const NFPROTO_IPV4: u8 = 2;
-const NFPROTO_IPV6: u8 = 10;
+pub(super) const NFPROTO_IPV4: u8 = 2;
+pub(super) const NFPROTO_IPV6: u8 = 10;
 
 const NFT_MSG_NEWTABLE: u16 = 0;
 pub(super) const NFT_MSG_GETTABLE: u16 = 1;
@@ -46,28 +47,28 @@ pub(super) const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_APPEND: u16 = 0x800;
 
-const NFT_META_MARK: u32 = 3;
-const NFT_META_IIFNAME: u32 = 6;
-const NFT_META_OIFNAME: u32 = 7;
-const NFT_META_NFPROTO: u32 = 15;
-const NFT_META_L4PROTO: u32 = 16;
-const NFT_CT_STATE: u32 = 0;
-const NFT_PAYLOAD_NETWORK: u32 = 1;
-const NFT_PAYLOAD_TRANSPORT: u32 = 2;
-const CMP_EQ: u32 = 0;
-const CMP_NEQ: u32 = 1;
-const CMP_LTE: u32 = 3;
-const CMP_GTE: u32 = 5;
-const RANGE_NEQ: u32 = 1;
-const LOOKUP_F_INV: u32 = 1;
-const REG_VERDICT: u32 = 0;
-const REG_1: u32 = 1;
+pub(super) const NFT_META_MARK: u32 = 3;
+pub(super) const NFT_META_IIFNAME: u32 = 6;
+pub(super) const NFT_META_OIFNAME: u32 = 7;
+pub(super) const NFT_META_NFPROTO: u32 = 15;
+pub(super) const NFT_META_L4PROTO: u32 = 16;
+pub(super) const NFT_CT_STATE: u32 = 0;
+pub(super) const NFT_PAYLOAD_NETWORK: u32 = 1;
+pub(super) const NFT_PAYLOAD_TRANSPORT: u32 = 2;
+pub(super) const CMP_EQ: u32 = 0;
+pub(super) const CMP_NEQ: u32 = 1;
+pub(super) const CMP_LTE: u32 = 3;
+pub(super) const CMP_GTE: u32 = 5;
+pub(super) const RANGE_NEQ: u32 = 1;
+pub(super) const LOOKUP_F_INV: u32 = 1;
+pub(super) const REG_VERDICT: u32 = 0;
+pub(super) const REG_1: u32 = 1;
 
-const NF_DROP: i32 = 0;
-const NF_ACCEPT: i32 = 1;
-const NFT_JUMP: i32 = -3;
-const NFT_GOTO: i32 = -4;
-const NFT_RETURN: i32 = -5;
+pub(super) const NF_DROP: i32 = 0;
+pub(super) const NF_ACCEPT: i32 = 1;
+pub(super) const NFT_JUMP: i32 = -3;
+pub(super) const NFT_GOTO: i32 = -4;
+pub(super) const NFT_RETURN: i32 = -5;
 
 pub(super) const SET_F_INTERVAL: u32 = 0x4;
 pub(super) const SET_F_MAP: u32 = 0x8;
@@ -82,7 +83,7 @@ const ELEMS_PER_MSG: usize = 400;
 
 /// The register nft uses for data at byte `offset` of a concatenation: 16-byte registers when
 /// aligned, 4-byte registers otherwise.
-fn reg_at(offset: usize) -> u32 {
+pub(super) fn reg_at(offset: usize) -> u32 {
     if offset.is_multiple_of(16) {
         REG_1 + (offset / 16) as u32
     } else {
@@ -100,6 +101,8 @@ enum Obj {
     Rule(NonNull<sys::nftnl_rule>),
     Set(NonNull<sys::nftnl_set>),
     Elems(NonNull<sys::nftnl_set>),
+    /// Attributes encoded directly (see [`encode`](super::encode)), copied behind the header.
+    Raw(Vec<u8>),
 }
 
 /// One netlink message for a batch: a libnftnl object plus the message type and flags.
@@ -119,14 +122,16 @@ impl Drop for Msg {
                 Obj::Chain(p) => sys::nftnl_chain_free(p.as_ptr()),
                 Obj::Rule(p) => sys::nftnl_rule_free(p.as_ptr()),
                 Obj::Set(p) | Obj::Elems(p) => sys::nftnl_set_free(p.as_ptr()),
+                Obj::Raw(_) => {}
             }
         }
     }
 }
 
 // SAFETY: `write` builds a header plus one object's payload; libnftnl never writes more than
-// `nft_nlmsg_maxsize()` bytes for one object, and set-element messages are capped at
-// ELEMS_PER_MSG elements of at most 60 bytes of attributes each.
+// `nft_nlmsg_maxsize()` bytes for one object, set-element messages are capped at
+// ELEMS_PER_MSG elements of at most 60 bytes of attributes each, and raw payloads at
+// `encode::MAX_PAYLOAD` bytes.
 unsafe impl nftnl::NlMsg for Msg {
     unsafe fn write(&self, buf: *mut c_void, seq: u32, _msg_type: nftnl::MsgType) {
         // SAFETY: the batch hands us a buffer with room for one maximal message; the object
@@ -145,6 +150,13 @@ unsafe impl nftnl::NlMsg for Msg {
                 Obj::Rule(p) => sys::nftnl_rule_nlmsg_build_payload(nlh, p.as_ptr()),
                 Obj::Set(p) => sys::nftnl_set_nlmsg_build_payload(nlh, p.as_ptr()),
                 Obj::Elems(p) => sys::nftnl_set_elems_nlmsg_build_payload(nlh, p.as_ptr()),
+                Obj::Raw(ref payload) => {
+                    // The header is aligned and `payload` is a whole number of padded
+                    // attributes of at most `encode::MAX_PAYLOAD` bytes.
+                    let end = nlh.cast::<u8>().add((*nlh).nlmsg_len as usize);
+                    std::ptr::copy_nonoverlapping(payload.as_ptr(), end, payload.len());
+                    (*nlh).nlmsg_len += payload.len() as u32;
+                }
             }
         }
     }
@@ -264,12 +276,15 @@ pub(crate) fn flush_chain(table: &str, chain: &str) -> Result<Msg, NftError> {
     })
 }
 
-/// Builds expressions into one rule. Owns nothing: expressions are handed to the rule
+/// Builds expressions into one rule through libnftnl: the reference the direct encoder
+/// ([`encode`](super::encode)) is tested against byte for byte. Owns nothing: expressions are handed to the rule
 /// (`nftnl_rule_add_expr` takes ownership) as soon as they are built.
+#[cfg(test)]
 struct RuleBuilder {
     rule: NonNull<sys::nftnl_rule>,
 }
 
+#[cfg(test)]
 impl RuleBuilder {
     fn expr(&self, name: &CStr, set: impl FnOnce(*mut sys::nftnl_expr)) -> Result<(), NftError> {
         // SAFETY: a fresh expression is configured by `set` and then owned by the rule.
@@ -558,8 +573,20 @@ impl RuleBuilder {
     }
 }
 
-/// `add rule` appending `spec` to `chain`.
+/// `add rule` appending `spec` to `chain`, encoded directly (no libnftnl objects).
 pub(crate) fn add_rule(table: &str, chain: &str, spec: &RuleSpec) -> Result<Msg, NftError> {
+    let mut payload = Vec::with_capacity(512);
+    super::encode::rule_payload(&mut payload, table, chain, spec)?;
+    Ok(Msg {
+        msg_type: NFT_MSG_NEWRULE,
+        flags: NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND,
+        obj: Obj::Raw(payload),
+    })
+}
+
+/// `add rule` built through libnftnl objects (the test reference for [`add_rule`]).
+#[cfg(test)]
+fn add_rule_libnftnl(table: &str, chain: &str, spec: &RuleSpec) -> Result<Msg, NftError> {
     let msg = Msg {
         msg_type: NFT_MSG_NEWRULE,
         flags: NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND,
@@ -594,7 +621,7 @@ pub(crate) fn add_rule(table: &str, chain: &str, spec: &RuleSpec) -> Result<Msg,
 }
 
 /// Set id used to refer to a set created in the same batch.
-fn set_id(name: &str) -> u32 {
+pub(super) fn set_id(name: &str) -> u32 {
     (super::spec::fnv64(name.as_bytes()) & 0x7fff_ffff) as u32
 }
 
@@ -780,6 +807,155 @@ mod tests {
         assert_eq!(reg_at(8), 10);
         assert_eq!(reg_at(16), 2);
         assert_eq!(reg_at(20), 13);
+    }
+
+    /// The bytes `msg` writes into a batch (header included).
+    fn bytes(msg: &Msg) -> Vec<u8> {
+        let mut buf = vec![0u8; nftnl::nft_nlmsg_maxsize() as usize];
+        // SAFETY: the buffer has room for one maximal message, as a batch page would.
+        unsafe {
+            nftnl::NlMsg::write(msg, buf.as_mut_ptr().cast(), 7, nftnl::MsgType::Add);
+        }
+        let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        buf.truncate(len);
+        buf
+    }
+
+    /// Every condition, statement and verdict the rule model has, in both families.
+    fn every_rule_shape() -> Vec<RuleSpec> {
+        let mut conds = Vec::new();
+        for family in [Family::V4, Family::V6] {
+            conds.push(Cond::NfProto(family));
+            for (end, negated) in [(End::Src, false), (End::Dst, true)] {
+                conds.push(Cond::Addr {
+                    family,
+                    end,
+                    set: "sel-abc".into(),
+                    negated,
+                });
+                conds.push(Cond::NamedPort {
+                    family,
+                    end,
+                    set: "np-x".into(),
+                    negated,
+                });
+            }
+            conds.push(Cond::IfaceAddr {
+                family,
+                set: "spoof".into(),
+                negated: true,
+            });
+        }
+        for negated in [false, true] {
+            conds.push(Cond::L4Proto { proto: 6, negated });
+            conds.push(Cond::IfInSet {
+                dir: if negated { IfDir::In } else { IfDir::Out },
+                set: "ifs".into(),
+                negated,
+            });
+            for (first, last) in [(80, 80), (1000, 2000)] {
+                conds.push(Cond::Port {
+                    end: End::Dst,
+                    first,
+                    last,
+                    negated,
+                });
+            }
+            conds.push(Cond::Icmp {
+                icmp_type: 8,
+                code: None,
+                negated,
+            });
+            conds.push(Cond::Icmp {
+                icmp_type: 3,
+                code: Some(4),
+                negated,
+            });
+            conds.push(Cond::Mark {
+                mask: 0x10,
+                zero: negated,
+            });
+        }
+        conds.push(Cond::CtState(0x6));
+        conds.push(Cond::IfPrefix {
+            dir: IfDir::In,
+            prefix: "vr".into(),
+        });
+        let stmts = vec![
+            Stmt::Log("vr pol p1 ".into()),
+            Stmt::MarkOr(0x10),
+            Stmt::MarkClear(0x30),
+            Stmt::Counter,
+        ];
+        let verdicts = vec![
+            Verdict::Continue,
+            Verdict::Accept,
+            Verdict::Drop,
+            Verdict::Return,
+            Verdict::Jump("pol-p1".into()),
+            Verdict::Goto("wl-to-abc".into()),
+            Verdict::Vmap {
+                dir: IfDir::Out,
+                map: "to-wl".into(),
+            },
+            Verdict::Masquerade,
+        ];
+        let mut rules: Vec<RuleSpec> = conds
+            .iter()
+            .map(|c| RuleSpec::new(vec![c.clone()], Vec::new(), Verdict::Accept))
+            .collect();
+        rules.extend(
+            stmts
+                .iter()
+                .map(|s| RuleSpec::new(Vec::new(), vec![s.clone()], Verdict::Continue)),
+        );
+        rules.extend(
+            verdicts
+                .into_iter()
+                .map(|v| RuleSpec::new(Vec::new(), Vec::new(), v)),
+        );
+        rules.push(RuleSpec::new(conds, stmts, Verdict::Drop));
+        // No expressions at all, and a comment long enough to need no padding.
+        let mut bare = RuleSpec::new(Vec::new(), Vec::new(), Verdict::Continue);
+        bare.comment = "ab".into();
+        rules.push(bare);
+        rules
+    }
+
+    #[test]
+    fn direct_rule_encoding_matches_libnftnl_byte_for_byte() {
+        let rules = every_rule_shape();
+        assert!(rules.len() > 40);
+        for (i, r) in rules.iter().enumerate() {
+            let ours = bytes(&add_rule("vrouter", "pol-p1", r).expect("direct"));
+            let theirs = bytes(&add_rule_libnftnl("vrouter", "pol-p1", r).expect("libnftnl"));
+            // Header (20) + table + chain + comment at least: a real payload was written.
+            assert!(ours.len() > 56, "rule {i}: {} bytes", ours.len());
+            assert_eq!(ours, theirs, "rule {i}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn direct_rule_encoding_rejects_nul_bytes_and_oversized_rules() {
+        let jump = RuleSpec::new(Vec::new(), Vec::new(), Verdict::Jump("a\0b".into()));
+        assert!(matches!(add_rule("t", "c", &jump), Err(NftError::Encode(m)) if m.contains("NUL")));
+        let accept = RuleSpec::new(Vec::new(), Vec::new(), Verdict::Accept);
+        assert!(add_rule("t\0", "c", &accept).is_err());
+        let huge = RuleSpec::new(
+            (0..2_000)
+                .map(|p| Cond::Port {
+                    end: End::Dst,
+                    first: p,
+                    last: p,
+                    negated: true,
+                })
+                .collect(),
+            Vec::new(),
+            Verdict::Accept,
+        );
+        assert!(
+            matches!(add_rule("t", "c", &huge), Err(NftError::Encode(m)) if m.contains("at most"))
+        );
     }
 
     #[test]
