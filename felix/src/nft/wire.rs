@@ -1,6 +1,7 @@
-//! nf_tables netlink messages for [`spec`](super::spec) values, built with libnftnl (rules are
-//! encoded directly by [`encode`](super::encode) and only framed here)
-//! (`nftnl::nftnl_sys`). The read path (dump requests and reply parsers) is in `dump`.
+//! nf_tables netlink messages for [`spec`](super::spec) values, built with libnftnl
+//! (`nftnl::nftnl_sys`), except rules: their attributes are encoded directly by
+//! [`encode`](super::encode) and only framed here. The read path (dump requests and reply
+//! parsers) is in `dump`.
 //!
 //! This is one of the three modules allowed `unsafe` (with `dump` and `netlink`): nftnl 0.9's safe
 //! API has no interval sets, verdict maps, vmap lookups, bitwise/range/log expressions or read
