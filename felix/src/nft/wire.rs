@@ -21,7 +21,9 @@ use std::ptr::NonNull;
 use nftnl::nftnl_sys as sys;
 
 use super::NftError;
-use super::spec::{Cond, ElemValue, End, Family, Hook, IfDir, RuleSpec, SetKind, Stmt, Verdict};
+#[cfg(test)]
+use super::spec::{Cond, End, Family, IfDir, Stmt, Verdict};
+use super::spec::{ElemValue, Hook, RuleSpec, SetKind};
 
 pub(super) const NFPROTO_INET: u16 = 1;
 pub(super) const NFPROTO_IPV4: u8 = 2;
