@@ -22,24 +22,6 @@ const EXISTING_PODS: usize = 100;
 const SAMPLES: usize = 60;
 const NODE: &str = "bench-node";
 
-fn plugin_dir() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "cni", "--bins"])
-        .status()
-        .expect("run cargo build for the plugins");
-    assert!(status.success(), "building the plugins failed");
-    // target/release/deps/<bench> → target/release
-    let exe = std::env::current_exe().expect("current exe");
-    let target = exe
-        .ancestors()
-        .find(|p| p.file_name().is_some_and(|n| n == "target"))
-        .expect("running from a target directory")
-        .join("release");
-    assert!(target.join("vrouter-cni").is_file(), "{}", target.display());
-    target
-}
-
 fn invoke(plugin: &PathBuf, env: &[(&str, &str)], stdin: &[u8]) {
     let mut child = Command::new(plugin)
         .envs(env.iter().copied())
@@ -111,7 +93,7 @@ fn print(name: &str, s: &Stats, baseline: Option<&Stats>) {
 }
 
 fn main() {
-    let dir = plugin_dir();
+    let dir = bench::release_binaries(&["cni"], "vrouter-cni");
     let cni = dir.join("vrouter-cni");
     let cni_path = dir.display().to_string();
     let etcd = Etcd::start().expect("etcd");

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -33,24 +33,6 @@ const PODS: usize = 100;
 const NODE_A: usize = 0;
 const NODE_B: usize = 5;
 const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
-
-fn release_dir() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--bins"])
-        .args(["-p", "node", "-p", "cni", "-p", "cli", "-p", "reflector"])
-        .status()
-        .expect("run cargo build for the binaries");
-    assert!(status.success(), "building the binaries failed");
-    let exe = std::env::current_exe().expect("current exe");
-    let target = exe
-        .ancestors()
-        .find(|p| p.file_name().is_some_and(|n| n == "target"))
-        .expect("running from a target directory")
-        .join("release");
-    assert!(target.join("vrouterd").is_file(), "{}", target.display());
-    target
-}
 
 /// Lines of a watching command: (arrival instant, key) of every event it reports.
 struct Monitor {
@@ -219,7 +201,7 @@ fn run(name: &str, label: &str, reflectors: usize, bin_dir: &Path) {
 }
 
 fn main() {
-    let bin_dir = release_dir();
+    let bin_dir = bench::release_binaries(bench::LAB_PACKAGES, "vrouterd");
     let pid = std::process::id() % 10_000;
     run(&format!("vb-m{pid}"), "mesh (10 nodes)", 0, &bin_dir);
     run(&format!("vb-r{pid}"), "1 reflector, mesh off", 1, &bin_dir);

@@ -14,7 +14,6 @@
 //! of the node, cni, cli and reflector crates; a no-op when fresh).
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,24 +23,6 @@ const RUNS: usize = 3;
 const SECONDS: u32 = 5;
 const PORT: u16 = 5201;
 const SETTLE: Duration = Duration::from_secs(60);
-
-fn release_dir() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--bins"])
-        .args(["-p", "node", "-p", "cni", "-p", "cli", "-p", "reflector"])
-        .status()
-        .expect("run cargo build for the binaries");
-    assert!(status.success(), "building the binaries failed");
-    let exe = std::env::current_exe().expect("current exe");
-    let target = exe
-        .ancestors()
-        .find(|p| p.file_name().is_some_and(|n| n == "target"))
-        .expect("running from a target directory")
-        .join("release");
-    assert!(target.join("vrouterd").is_file(), "{}", target.display());
-    target
-}
 
 /// `iperf3 -s` in a pod; killed when dropped.
 struct Server(Child);
@@ -175,7 +156,7 @@ fn measure_mode(lab: &mut Lab, label: &str, tunnel: bool) -> Vec<f64> {
 }
 
 fn main() {
-    let bin_dir = release_dir();
+    let bin_dir = bench::release_binaries(bench::LAB_PACKAGES, "vrouterd");
     let name = format!("vb-x{}", std::process::id() % 10_000);
     let mut spec = LabSpec::new(&name, 2, 0);
     spec.bin_dir = Some(bin_dir);
