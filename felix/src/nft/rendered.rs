@@ -29,8 +29,8 @@ use super::layout::{
     skeleton, tier_member_set, workload_if, workload_policy_chain,
 };
 use super::spec::{
-    ChainSpec, Cond, ElemValue, Family, RuleSpec, SetKind, SetSpec, Stmt, TableSpec, Verdict,
-    ifname_key,
+    ChainSpec, Cond, ElemValue, Family, IfDir, RuleSpec, SetKind, SetSpec, Stmt, TableSpec,
+    Verdict, ifname_key,
 };
 use crate::calc::PolicyChanges;
 
@@ -306,55 +306,19 @@ impl Rendered {
                 continue;
             }
             if !rules.is_empty() {
-                rules.push(RuleSpec::new(
-                    Vec::new(),
-                    vec![Stmt::MarkClear(MARK_PASS)],
-                    Verdict::Continue,
-                ));
+                rules.push(clear_pass());
             }
             for id in ids {
                 let chain = self.acquire_policy(ruleset, id, direction);
                 let set = policy_member_set(ruleset, id);
                 self.add_member_set(&set);
-                rules.push(rule(
-                    vec![
-                        Cond::Mark {
-                            mask: MARK_ACCEPT | MARK_PASS,
-                            zero: true,
-                        },
-                        Cond::IfInSet {
-                            dir,
-                            set,
-                            negated: false,
-                        },
-                    ],
-                    Verdict::Jump(chain),
-                ));
+                rules.push(jump_if_undecided(chain, Some(member_of(dir, set))));
             }
-            rules.push(rule(
-                vec![Cond::Mark {
-                    mask: MARK_ACCEPT,
-                    zero: false,
-                }],
-                Verdict::Return,
-            ));
+            rules.push(return_if_accepted());
             if tier.default_action == TierDefaultAction::Deny {
                 let set = tier_member_set(&tier.tier, direction);
                 self.add_member_set(&set);
-                rules.push(rule(
-                    vec![
-                        Cond::Mark {
-                            mask: MARK_PASS,
-                            zero: true,
-                        },
-                        Cond::IfInSet {
-                            dir,
-                            set,
-                            negated: false,
-                        },
-                    ],
-                    Verdict::Drop,
-                ));
+                rules.push(end_of_tier_drop(Some(member_of(dir, set))));
             }
         }
         let name = workload_policy_chain(direction);
@@ -394,49 +358,21 @@ impl Rendered {
                 Vec::new(),
                 Verdict::Jump(workload_policy_chain(direction).into()),
             ));
-            rules.push(rule(
-                vec![Cond::Mark {
-                    mask: MARK_ACCEPT,
-                    zero: false,
-                }],
-                Verdict::Return,
-            ));
+            rules.push(return_if_accepted());
         }
         let host_tiers = if host { ep.tiers(direction) } else { &[] };
         for (i, tier) in host_tiers.iter().enumerate() {
             if i > 0 {
-                rules.push(RuleSpec::new(
-                    Vec::new(),
-                    vec![Stmt::MarkClear(MARK_PASS)],
-                    Verdict::Continue,
-                ));
+                rules.push(clear_pass());
             }
             for p in &tier.policies {
                 let chain = self.acquire_policy(ruleset, p, direction);
                 placed.refs.push(chain.clone());
-                rules.push(rule(
-                    vec![Cond::Mark {
-                        mask: MARK_ACCEPT | MARK_PASS,
-                        zero: true,
-                    }],
-                    Verdict::Jump(chain),
-                ));
+                rules.push(jump_if_undecided(chain, None));
             }
-            rules.push(rule(
-                vec![Cond::Mark {
-                    mask: MARK_ACCEPT,
-                    zero: false,
-                }],
-                Verdict::Return,
-            ));
+            rules.push(return_if_accepted());
             if tier.default_action == TierDefaultAction::Deny {
-                rules.push(rule(
-                    vec![Cond::Mark {
-                        mask: MARK_PASS,
-                        zero: true,
-                    }],
-                    Verdict::Drop,
-                ));
+                rules.push(end_of_tier_drop(None));
             }
         }
         for profile in &ep.profiles {
@@ -446,13 +382,7 @@ impl Rendered {
             let chain = self.acquire_profile(ruleset, profile, direction);
             placed.refs.push(chain.clone());
             rules.push(rule(Vec::new(), Verdict::Jump(chain)));
-            rules.push(rule(
-                vec![Cond::Mark {
-                    mask: MARK_ACCEPT,
-                    zero: false,
-                }],
-                Verdict::Return,
-            ));
+            rules.push(return_if_accepted());
         }
         rules.push(rule(Vec::new(), Verdict::Drop));
         ChainSpec::regular(rules)
@@ -626,6 +556,56 @@ pub(crate) fn source_addrs(id: &EndpointId, net: &IpNetwork) -> Vec<std::net::Ip
                 .collect()
         }
     }
+}
+
+/// `ifname @set`: the packet's workload interface is a member of `set`.
+fn member_of(dir: IfDir, set: String) -> Cond {
+    Cond::IfInSet {
+        dir,
+        set,
+        negated: false,
+    }
+}
+
+/// Between tiers: a Pass in the previous tier no longer counts.
+fn clear_pass() -> RuleSpec {
+    RuleSpec::new(
+        Vec::new(),
+        vec![Stmt::MarkClear(MARK_PASS)],
+        Verdict::Continue,
+    )
+}
+
+/// Jump to a policy or profile chain while nothing has accepted or passed yet (and, for the
+/// shared workload chain, only when `guard` holds).
+fn jump_if_undecided(chain: String, guard: Option<Cond>) -> RuleSpec {
+    let mut conds = vec![Cond::Mark {
+        mask: MARK_ACCEPT | MARK_PASS,
+        zero: true,
+    }];
+    conds.extend(guard);
+    rule(conds, Verdict::Jump(chain))
+}
+
+/// Back to the caller once a policy has accepted.
+fn return_if_accepted() -> RuleSpec {
+    rule(
+        vec![Cond::Mark {
+            mask: MARK_ACCEPT,
+            zero: false,
+        }],
+        Verdict::Return,
+    )
+}
+
+/// A tier's end-of-tier deny: drop unless a policy of the tier passed (and `guard` holds).
+fn end_of_tier_drop(guard: Option<Cond>) -> RuleSpec {
+    let mut conds = vec![Cond::Mark {
+        mask: MARK_PASS,
+        zero: true,
+    }];
+    conds.extend(guard);
+    rule(conds, Verdict::Drop)
 }
 
 /// A policy's or profile's rules; records the (set, family) pairs they use.
