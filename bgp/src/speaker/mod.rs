@@ -5,16 +5,19 @@
 //!
 //! ```text
 //!  listener ──accepted sockets──▶ router ◀──events (bounded)── peer task ×N ◀── reader task ×conn
-//!                                  │  owns Rib, Loc-RIB → Fib, export policy
-//!                                  └──▶ per-peer Outbox (Adj-RIB-Out behind a mutex + Notify)
+//!                                  │ owns Rib, Loc-RIB → Fib, export, every      │ OPEN, KEEPALIVE,
+//!                                  │ peer's Adj-RIB-Out; writes the UPDATEs      │ NOTIFICATION;
+//!                                  └───────try_write──▶ ConnWriter ×conn ◀───────┘ drains the backlog
 //! ```
 //!
 //! - [`peer`]: one task per configured peer drives `fsm::Session::handle(now, input)`: it
 //!   connects (source address = node IP, TCP-MD5, GTSM), reads frames from a reader task,
 //!   turns outputs into writes, timers and router events, and resolves connection collisions
 //!   (RFC 4271 §6.8) with a second session for the incoming connection.
-//! - `shared_updates`: UPDATE bytes encoded once and shared by every peer task that sends
-//!   the same message with the same codec context (a reflector's update groups).
+//! - `outbound`: the router's per-peer output (Adj-RIB-Out, End-of-RIB) and its flush;
+//!   `shared_updates`: UPDATE bytes encoded once and shared by every peer that gets the same
+//!   message with the same codec context (a reflector's update groups); `writer`: one
+//!   connection's write side, shared by the router and the peer task, with its backlog.
 //! - [`router`]: owns the [`crate::rib::Rib`], applies peer UPDATEs, runs export policy into
 //!   each peer's Adj-RIB-Out (never iBGP-learned to iBGP), and sends best-route changes to the
 //!   [`Fib`] (next hop = the originating node, ECMP as multipath).
@@ -35,12 +38,14 @@ mod export;
 pub mod fib;
 pub mod kernel_routes;
 pub mod netns;
+mod outbound;
 mod peer;
 mod router;
 pub mod secrets;
 mod shared_updates;
 mod socket_options;
 pub mod status;
+mod writer;
 
 pub use fib::{CountingFib, Fib, MemoryFib};
 pub use kernel_routes::KernelRoutes;

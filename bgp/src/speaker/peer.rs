@@ -9,42 +9,29 @@
 //! Outputs: `Send` is encoded with the session's codec context and written (writes of one
 //! step are batched), `Connect` spawns a connect attempt, timers become the task's next
 //! wake-up ([`Session::next_deadline`]), and everything the RIB must know goes to the router
-//! as a [`PeerEvent`] over a bounded channel. Routes to advertise come the other way through
-//! the [`Outbox`]: the router fills the Adj-RIB-Out and notifies; this task flushes it into
-//! packed UPDATEs (encoded once per speaker for every peer that gets the same message,
-//! [`SharedUpdates`]) in one write, followed by End-of-RIB after the initial advertisement.
+//! as a [`PeerEvent`] over a bounded channel. UPDATEs do not pass through this task: the
+//! router writes them itself on the established connection's [`ConnWriter`] (handed over in
+//! [`PeerEvent::Up`]). This task drains the writer's backlog when the socket was full and
+//! then tells the router ([`PeerEvent::Drained`]), which had held that peer's changes back.
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::connection::{self, ConnEvent, ConnectSpec};
-use super::shared_updates::SharedUpdates;
+use super::writer::{ConnWriter, WRITE_TIMEOUT};
 use super::{PeerConfig, Shutdown};
 use crate::fsm::collision::{self, Loser};
 use crate::fsm::{Direction, Input, Output, Session, SessionConfig, SessionContext, State, Timer};
-use crate::rib::AdjRibOut;
 use crate::wire::{Family, FamilySet, Message, Update, decode_message, encode_message};
 
-/// How long one write may take before the connection is considered dead.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A peer's Adj-RIB-Out, shared by the router (which fills it) and the peer task (which
-/// flushes it into UPDATEs when notified).
-#[derive(Debug)]
-pub(crate) struct Outbox {
-    pub(crate) rib_out: Mutex<AdjRibOut>,
-    pub(crate) notify: Notify,
-    /// The router has loaded the initial advertisement: End-of-RIB may follow it.
-    pub(crate) ready: AtomicBool,
-}
+/// How long a closing connection gets to write its backlog and NOTIFICATION.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// What a peer task tells the router.
 #[derive(Debug)]
@@ -53,7 +40,12 @@ pub(crate) enum PeerEvent {
         address: IpAddr,
         context: SessionContext,
         local: IpAddr,
-        outbox: Arc<Outbox>,
+        /// Where the router writes this session's UPDATEs.
+        writer: Weak<ConnWriter>,
+    },
+    /// The connection's backlog is written: the router may flush the peer again.
+    Drained {
+        address: IpAddr,
     },
     Down {
         address: IpAddr,
@@ -116,7 +108,6 @@ pub(crate) fn spawn(
     session_config: SessionConfig,
     source: Option<IpAddr>,
     events: mpsc::Sender<PeerEvent>,
-    shared: Arc<SharedUpdates>,
 ) -> PeerTaskHandle {
     let (commands, commands_rx) = mpsc::channel(super::PEER_COMMAND_CAPACITY);
     let live = Arc::new(Mutex::new(PeerLive {
@@ -141,9 +132,6 @@ pub(crate) fn spawn(
         conn_rx,
         next_id: 0,
         attempt: None,
-        outbox: None,
-        shared,
-        eor_sent: false,
         resolving_collision: false,
         events,
         commands: commands_rx,
@@ -165,10 +153,13 @@ enum Which {
 
 struct Conn {
     id: u64,
-    writer: OwnedWriteHalf,
+    writer: Arc<ConnWriter>,
     reader: JoinHandle<()>,
     local: SocketAddr,
+    /// Messages of the current step, written together at its end.
     out: Vec<u8>,
+    /// `out` ends with a NOTIFICATION: nothing may follow it.
+    closing: bool,
 }
 
 impl Drop for Conn {
@@ -195,7 +186,7 @@ enum Wake {
     Timer(Which, Timer),
     Command(Option<PeerCommand>),
     Conn(ConnEvent),
-    Flush,
+    Drained(io::Result<()>),
 }
 
 struct PeerTask {
@@ -209,10 +200,6 @@ struct PeerTask {
     conn_rx: mpsc::Receiver<ConnEvent>,
     next_id: u64,
     attempt: Option<(u64, JoinHandle<()>)>,
-    outbox: Option<Arc<Outbox>>,
-    /// Encoded UPDATEs shared with the speaker's other peers.
-    shared: Arc<SharedUpdates>,
-    eor_sent: bool,
     /// Set while a collision is being settled: driving the losing session re-enters
     /// [`PeerTask::resolve_collision`] (every `drive` ends with it), which must not settle
     /// the same collision again (a loser in Connect/Active ignores OpenCollisionDump and
@@ -238,7 +225,7 @@ impl PeerTask {
                     sleep.as_mut().reset(at);
                 }
             }
-            let outbox = self.outbox.clone();
+            let writer = self.primary.conn.as_ref().map(|c| Arc::clone(&c.writer));
             let wake = tokio::select! {
                 () = &mut sleep, if deadline.is_some() => match deadline {
                     Some((which, timer, _)) => Wake::Timer(which, timer),
@@ -246,7 +233,7 @@ impl PeerTask {
                 },
                 command = self.commands.recv() => Wake::Command(command),
                 Some(event) = self.conn_rx.recv() => Wake::Conn(event),
-                () = notified(outbox.as_deref()) => Wake::Flush,
+                result = backlog_written(writer.as_deref()) => Wake::Drained(result),
             };
             match wake {
                 Wake::Timer(which, timer) => self.drive(which, Input::TimerExpired(timer)).await,
@@ -264,7 +251,20 @@ impl PeerTask {
                         .await;
                 }
                 Wake::Conn(event) => self.conn_event(event).await,
-                Wake::Flush => self.flush().await,
+                Wake::Drained(Ok(())) => {
+                    if self.primary.session.state() == State::Established {
+                        self.emit(PeerEvent::Drained {
+                            address: self.address,
+                        })
+                        .await;
+                    }
+                }
+                Wake::Drained(Err(error)) => {
+                    tracing::info!(peer = %self.address, %error, "write failed");
+                    self.set_error(format!("write: {error}"));
+                    self.primary.conn = None;
+                    self.drive(Which::Primary, Input::TcpConnectionFails).await;
+                }
             }
             if self.events.is_closed() {
                 return;
@@ -333,9 +333,11 @@ impl PeerTask {
                     // Best effort: the NOTIFICATION before a close may not get through.
                     let _ = self.write_out(which).await;
                     if let Some(slot) = self.slot(which)
-                        && let Some(mut conn) = slot.conn.take()
+                        && let Some(conn) = slot.conn.take()
                     {
-                        let _ = conn.writer.shutdown().await;
+                        conn.writer.close();
+                        let _ = tokio::time::timeout(CLOSE_GRACE, conn.writer.drain()).await;
+                        // Dropping the last strong reference shuts the socket down.
                     }
                     if which == Which::Primary
                         && let Some((_, task)) = self.attempt.take()
@@ -357,10 +359,12 @@ impl PeerTask {
                         continue;
                     };
                     let codec = slot.session.codec();
+                    let last = matches!(message, Message::Notification(_));
                     match encode_message(&message, &codec) {
                         Ok(bytes) => {
                             if let Some(conn) = &mut slot.conn {
                                 conn.out.extend_from_slice(&bytes);
+                                conn.closing |= last;
                             }
                         }
                         Err(error) => {
@@ -380,7 +384,10 @@ impl PeerTask {
                 Output::Down { reason, retain } => {
                     tracing::info!(peer = %self.address, %reason, graceful = retain.is_some(), "session down");
                     self.set_error(reason.to_string());
-                    self.outbox = None;
+                    // The router's writes for this session end here.
+                    if let Some(conn) = self.slot(which).and_then(|s| s.conn.as_ref()) {
+                        conn.writer.close();
+                    }
                     let retain = retain.map_or(FamilySet::EMPTY, |r| r.families);
                     self.emit(PeerEvent::Down {
                         address: self.address,
@@ -432,26 +439,17 @@ impl PeerTask {
     }
 
     async fn established(&mut self, context: SessionContext) {
-        let local = self
-            .primary
-            .conn
-            .as_ref()
-            .map(|c| c.local.ip())
-            .or(self.source)
-            .unwrap_or(IpAddr::V4(context.local_id));
+        let Some(conn) = self.primary.conn.as_ref() else {
+            return;
+        };
+        let local = conn.local.ip();
+        let writer = Arc::downgrade(&conn.writer);
         tracing::info!(peer = %self.address, families = ?context.families.iter().collect::<Vec<_>>(), "session established");
-        let outbox = Arc::new(Outbox {
-            rib_out: Mutex::new(AdjRibOut::new(context.codec())),
-            notify: Notify::new(),
-            ready: AtomicBool::new(false),
-        });
-        self.outbox = Some(Arc::clone(&outbox));
-        self.eor_sent = false;
         self.emit(PeerEvent::Up {
             address: self.address,
             context,
             local,
-            outbox,
+            writer,
         })
         .await;
     }
@@ -461,7 +459,9 @@ impl PeerTask {
         let _ = self.events.send(event).await;
     }
 
-    /// Writes what a step queued on `which`'s connection; false if the write failed.
+    /// Writes what a step queued on `which`'s connection; false if the connection failed.
+    /// The primary connection's backlog, if the socket is full, is drained by the run loop;
+    /// a colliding second connection (OPEN and KEEPALIVE only) drains it here.
     async fn write_out(&mut self, which: Which) -> bool {
         let Some(slot) = self.slot(which) else {
             return true;
@@ -473,10 +473,21 @@ impl PeerTask {
             return true;
         }
         let bytes = std::mem::take(&mut conn.out);
-        matches!(
-            tokio::time::timeout(WRITE_TIMEOUT, conn.writer.write_all(&bytes)).await,
-            Ok(Ok(()))
-        )
+        let written = if std::mem::take(&mut conn.closing) {
+            conn.writer.write_final(&bytes)
+        } else {
+            conn.writer.write(&[&bytes])
+        };
+        if written.is_err() {
+            return false;
+        }
+        if which == Which::Pending && !conn.writer.is_clear() {
+            return matches!(
+                tokio::time::timeout(WRITE_TIMEOUT, conn.writer.drain()).await,
+                Ok(Ok(()))
+            );
+        }
+        true
     }
 
     fn start_connect(&mut self) {
@@ -510,10 +521,11 @@ impl PeerTask {
         let reader = connection::spawn_reader(id, read, self.conn_tx.clone());
         let conn = Conn {
             id,
-            writer,
+            writer: Arc::new(ConnWriter::new(writer)),
             reader,
             local,
             out: Vec::new(),
+            closing: false,
         };
         match self.slot(which) {
             Some(slot) => {
@@ -679,81 +691,6 @@ impl PeerTask {
         self.act(Which::Primary, outputs).await;
     }
 
-    /// Flushes the Adj-RIB-Out into UPDATEs; End-of-RIB follows the initial advertisement.
-    async fn flush(&mut self) {
-        let Some(outbox) = self.outbox.clone() else {
-            return;
-        };
-        if self.primary.session.state() != State::Established {
-            return;
-        }
-        let packed = match outbox.rib_out.lock() {
-            Ok(mut rib_out) => rib_out.flush_packed(),
-            Err(_) => return,
-        };
-        let packed = match packed {
-            Ok(packed) => packed,
-            Err(error) => {
-                tracing::error!(peer = %self.address, %error, "cannot pack UPDATEs");
-                Vec::new()
-            }
-        };
-        // Established was checked above and UPDATEs change no session state, so the whole
-        // flush goes out in one write, of bytes shared with every peer that gets the same
-        // messages (encoded once for all of them).
-        let codec = self.primary.session.codec();
-        let mut messages: Vec<Arc<[u8]>> = Vec::with_capacity(packed.len() + 2);
-        for p in packed {
-            match self.shared.encode(&codec, p) {
-                Ok(bytes) => messages.push(bytes),
-                Err(error) => {
-                    tracing::error!(peer = %self.address, %error, "cannot encode UPDATE");
-                }
-            }
-        }
-        if !self.eor_sent && outbox.ready.load(Ordering::Acquire) {
-            self.eor_sent = true;
-            let families = self
-                .primary
-                .session
-                .context()
-                .map_or(FamilySet::EMPTY, |c| c.families);
-            for family in families.iter() {
-                let eor = Message::Update(Update::end_of_rib(family));
-                match encode_message(&eor, &codec) {
-                    Ok(bytes) => messages.push(bytes.into()),
-                    Err(error) => {
-                        tracing::error!(peer = %self.address, %error, "cannot encode End-of-RIB")
-                    }
-                }
-            }
-        }
-        let Some(conn) = self.primary.conn.as_mut() else {
-            return;
-        };
-        let written = match messages.as_slice() {
-            [] => return,
-            // The common fan-out case: one message, written from the shared bytes.
-            [one] if conn.out.is_empty() => matches!(
-                tokio::time::timeout(WRITE_TIMEOUT, conn.writer.write_all(one)).await,
-                Ok(Ok(()))
-            ),
-            many => {
-                for bytes in many {
-                    conn.out.extend_from_slice(bytes);
-                }
-                self.write_out(Which::Primary).await
-            }
-        };
-        if written {
-            let sent = u64::try_from(messages.len()).unwrap_or(u64::MAX);
-            self.count(|live| live.updates_sent += sent);
-        } else {
-            self.primary.conn = None;
-            self.drive(Which::Primary, Input::TcpConnectionFails).await;
-        }
-    }
-
     async fn stop(&mut self, how: Shutdown) {
         if let Some((_, task)) = self.attempt.take() {
             task.abort();
@@ -793,9 +730,10 @@ impl PeerTask {
     }
 }
 
-async fn notified(outbox: Option<&Outbox>) {
-    match outbox {
-        Some(outbox) => outbox.notify.notified().await,
+/// Resolves when the connection's backlog has been written (or the connection failed).
+async fn backlog_written(writer: Option<&ConnWriter>) -> io::Result<()> {
+    match writer {
+        Some(writer) => writer.backlog_written().await,
         None => std::future::pending().await,
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! Every RIB mutation yields [`BestChange`]s; each is handed to the FIB (best route learned
 //! from a peer → install with the ECMP next hops; local or gone → withdraw) and to every
-//! established peer's Adj-RIB-Out through export policy ([`ExportTarget`]). The router never
-//! waits on a peer: it fills the peer's [`Outbox`] and, once the events already queued have
-//! all been handled (a batch), notifies each peer with something to send.
+//! established peer's Adj-RIB-Out through export policy ([`ExportTarget`]). Once the events
+//! already queued have all been handled (a batch), the router writes every peer's pending
+//! changes itself ([`PeerOut::flush`]), never waiting on a socket: a peer whose socket is
+//! full is skipped until its peer task has written the backlog ([`PeerEvent::Drained`]).
 //!
 //! Restarting speaker (RFC 4724 §4.1): when started with `graceful_restart.restarting`, kernel
 //! routes from the previous instance stay until every peer has sent End-of-RIB for its
@@ -14,7 +15,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
@@ -23,7 +23,8 @@ use tokio::task::JoinHandle;
 use super::connection::Listeners;
 use super::export::{ExportCache, ExportTarget};
 use super::fib::Fib;
-use super::peer::{self, Outbox, PeerCommand, PeerEvent, PeerTaskHandle};
+use super::outbound::PeerOut;
+use super::peer::{self, PeerCommand, PeerEvent, PeerTaskHandle};
 use super::shared_updates::SharedUpdates;
 use super::{Command, PeerConfig, PeerStatus, RibSummary, RouteStatus, Shutdown, SpeakerConfig};
 use super::{PeerAction, PeerActionOutcome, RefreshDirection, RouteDetail};
@@ -39,7 +40,7 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 
 struct UpPeer {
     target: ExportTarget,
-    outbox: Arc<Outbox>,
+    out: PeerOut,
     families: FamilySet,
     /// Families for which we send every path (ADD-PATH send negotiated).
     add_path: FamilySet,
@@ -61,8 +62,8 @@ struct Router {
     events_tx: mpsc::Sender<PeerEvent>,
     listeners: Arc<Listeners>,
     restart_deadline: Option<Instant>,
-    /// UPDATE encodings shared by the peer tasks.
-    shared: Arc<SharedUpdates>,
+    /// UPDATE encodings shared by the peers.
+    shared: SharedUpdates,
     /// Administratively disabled peers (no task) and since when.
     disabled: BTreeMap<IpAddr, (PeerConfig, SystemTime)>,
 }
@@ -93,7 +94,7 @@ pub(crate) fn spawn(
         events_tx,
         listeners,
         restart_deadline,
-        shared: Arc::new(SharedUpdates::default()),
+        shared: SharedUpdates::default(),
         disabled: BTreeMap::new(),
     };
     tokio::spawn(async move {
@@ -134,7 +135,7 @@ impl Router {
                     }
                     Some(command) => {
                         self.command(command).await;
-                        self.notify_peers();
+                        self.flush_peers();
                     }
                     None => {
                         self.shutdown(Shutdown::Stop).await;
@@ -151,7 +152,7 @@ impl Router {
                             Err(_) => break,
                         }
                     }
-                    self.notify_peers();
+                    self.flush_peers();
                 }
                 () = sleep_until(deadline) => {
                     tracing::info!("restart: stale time over, removing routes not learned again");
@@ -252,13 +253,7 @@ impl Router {
         }
         let session = session_config(&self.config, &peer);
         let source = self.config.source_for(peer.address);
-        let task = peer::spawn(
-            peer.clone(),
-            session,
-            source,
-            self.events_tx.clone(),
-            Arc::clone(&self.shared),
-        );
+        let task = peer::spawn(peer.clone(), session, source, self.events_tx.clone());
         self.peers.insert(
             peer.address,
             PeerEntry {
@@ -297,7 +292,7 @@ impl Router {
                 address,
                 context,
                 local,
-                outbox,
+                writer,
             } => {
                 let Some(entry) = self.peers.get_mut(&address) else {
                     return;
@@ -333,20 +328,18 @@ impl Router {
                 );
                 let add_path = context.codec().add_path_send;
                 let mut cache = ExportCache::default();
-                if let Ok(mut rib_out) = outbox.rib_out.lock() {
-                    for (prefix, destination) in self.rib.loc_rib().iter() {
-                        let family = prefix.family();
-                        if context.families.contains(family) {
-                            let paths = candidates(destination, add_path.contains(family));
-                            rib_out.set(*prefix, &target.export_paths(family, paths, &mut cache));
-                        }
+                let mut out = PeerOut::new(context.codec(), context.families, writer);
+                for (prefix, destination) in self.rib.loc_rib().iter() {
+                    let family = prefix.family();
+                    if context.families.contains(family) {
+                        let paths = candidates(destination, add_path.contains(family));
+                        let exported = target.export_paths(family, paths, &mut cache);
+                        out.rib_out.set(*prefix, &exported);
                     }
                 }
-                outbox.ready.store(true, Ordering::Release);
-                outbox.notify.notify_one();
                 entry.up = Some(UpPeer {
                     target,
-                    outbox,
+                    out,
                     families: context.families,
                     add_path,
                     end_of_rib: FamilySet::EMPTY,
@@ -379,12 +372,13 @@ impl Router {
                 self.apply(changes);
             }
             PeerEvent::RouteRefresh { address, family } => {
-                if let Some(up) = self.peers.get(&address).and_then(|e| e.up.as_ref()) {
-                    if let Ok(mut rib_out) = up.outbox.rib_out.lock() {
-                        rib_out.refresh(family);
-                    }
-                    up.outbox.notify.notify_one();
+                if let Some(up) = self.peers.get_mut(&address).and_then(|e| e.up.as_mut()) {
+                    up.out.rib_out.refresh(family);
                 }
+            }
+            // The flush after this batch writes what the peer's changes held back.
+            PeerEvent::Drained { address } => {
+                tracing::trace!(peer = %address, "backlog written");
             }
         }
     }
@@ -399,34 +393,34 @@ impl Router {
         }
         let mut cache = ExportCache::default();
         let loc_rib = self.rib.loc_rib();
-        for entry in self.peers.values() {
-            let Some(up) = &entry.up else { continue };
-            if let Ok(mut rib_out) = up.outbox.rib_out.lock() {
-                for change in &changes {
-                    let family = change.prefix.family();
-                    if up.families.contains(family) {
-                        let exported = match loc_rib.get(&change.prefix) {
-                            Some(d) => {
-                                let paths = candidates(d, up.add_path.contains(family));
-                                up.target.export_paths(family, paths, &mut cache)
-                            }
-                            None => Vec::new(),
-                        };
-                        rib_out.set(change.prefix, &exported);
-                    }
+        for entry in self.peers.values_mut() {
+            let Some(up) = &mut entry.up else { continue };
+            for change in &changes {
+                let family = change.prefix.family();
+                if up.families.contains(family) {
+                    let exported = match loc_rib.get(&change.prefix) {
+                        Some(d) => {
+                            let paths = candidates(d, up.add_path.contains(family));
+                            up.target.export_paths(family, paths, &mut cache)
+                        }
+                        None => Vec::new(),
+                    };
+                    up.out.rib_out.set(change.prefix, &exported);
                 }
             }
         }
     }
 
-    /// Wakes every established peer with changes waiting in its Adj-RIB-Out (after a batch
-    /// of events or a command).
-    fn notify_peers(&self) {
-        for entry in self.peers.values() {
-            let Some(up) = &entry.up else { continue };
-            let pending = up.outbox.rib_out.lock().is_ok_and(|r| r.has_pending());
-            if pending {
-                up.outbox.notify.notify_one();
+    /// Writes every established peer's pending changes (after a batch of events or a
+    /// command).
+    fn flush_peers(&mut self) {
+        for (address, entry) in &mut self.peers {
+            let Some(up) = &mut entry.up else { continue };
+            let sent = up.out.flush(*address, &mut self.shared);
+            if sent > 0
+                && let Ok(mut live) = entry.task.live.lock()
+            {
+                live.updates_sent += sent;
             }
         }
     }
@@ -544,10 +538,7 @@ impl Router {
                     kind: entry.config.kind,
                     since: live.as_ref().map_or(SystemTime::now(), |l| l.since),
                     disabled: false,
-                    routes_advertised: entry
-                        .up
-                        .as_ref()
-                        .map_or(0, |up| up.outbox.rib_out.lock().map_or(0, |r| r.len())),
+                    routes_advertised: entry.up.as_ref().map_or(0, |up| up.out.rib_out.len()),
                     updates_received: live.as_ref().map_or(0, |l| l.updates_received),
                     updates_sent: live.as_ref().map_or(0, |l| l.updates_sent),
                 }
@@ -643,10 +634,10 @@ impl Router {
     }
 
     fn reload(&mut self, address: IpAddr, direction: RefreshDirection) -> PeerActionOutcome {
-        let Some(entry) = self.peers.get(&address) else {
+        let Some(entry) = self.peers.get_mut(&address) else {
             return PeerActionOutcome::NotFound;
         };
-        let Some(up) = &entry.up else {
+        let Some(up) = &mut entry.up else {
             return PeerActionOutcome::ReloadFailed;
         };
         let context = entry.task.live.lock().ok().and_then(|l| l.context.clone());
@@ -662,12 +653,9 @@ impl Router {
             }
         }
         if matches!(direction, RefreshDirection::Out | RefreshDirection::Both) {
-            if let Ok(mut rib_out) = up.outbox.rib_out.lock() {
-                for family in up.families.iter() {
-                    rib_out.refresh(family);
-                }
+            for family in up.families.iter() {
+                up.out.rib_out.refresh(family);
             }
-            up.outbox.notify.notify_one();
         }
         PeerActionOutcome::Reloading
     }

@@ -1,13 +1,13 @@
 //! Encoded UPDATEs shared between peers (one encode per update group, not per peer).
 //!
 //! Peers that negotiated the same codec context and get the same packed message (the same
-//! attribute-set `Arc` from export, the same routes) send the same bytes. The first peer task
-//! to flush such a message encodes it; the others take the bytes from here. The table owns
+//! attribute-set `Arc` from export, the same routes) send the same bytes. The router encodes
+//! such a message for the first peer it flushes; the others get the bytes from here. The table owns
 //! what it holds: keys are attribute-set identities, so each entry keeps its `Arc` alive (no
 //! address can be reused while it is a key). It is bounded: when it reaches
 //! [`SharedUpdates::CAPACITY`] entries it starts over.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use foldhash::HashMap;
 
@@ -28,10 +28,10 @@ struct Entry {
     bytes: Arc<[u8]>,
 }
 
-/// The speaker's table of encoded UPDATEs, shared by its peer tasks.
+/// The speaker's table of encoded UPDATEs (the router's).
 #[derive(Debug, Default)]
 pub(crate) struct SharedUpdates {
-    table: Mutex<HashMap<Key, Entry>>,
+    table: HashMap<Key, Entry>,
 }
 
 impl SharedUpdates {
@@ -41,7 +41,7 @@ impl SharedUpdates {
     /// The encoding of `packed` for a session with context `ctx`, from the table or encoded
     /// now (and kept for the next peer).
     pub(crate) fn encode(
-        &self,
+        &mut self,
         ctx: &CodecContext,
         packed: Packed,
     ) -> Result<Arc<[u8]>, EncodeError> {
@@ -54,9 +54,7 @@ impl SharedUpdates {
             attributes: attributes.as_ref().map_or(0, |a| Arc::as_ptr(a) as usize),
             nlri,
         };
-        if let Ok(table) = self.table.lock()
-            && let Some(entry) = table.get(&key)
-        {
+        if let Some(entry) = self.table.get(&key) {
             return Ok(Arc::clone(&entry.bytes));
         }
         let packed = match &attributes {
@@ -64,25 +62,23 @@ impl SharedUpdates {
             None => Packed::Withdraw(key.nlri.clone()),
         };
         let bytes: Arc<[u8]> = encode_message(&Message::Update(packed.into_update()), ctx)?.into();
-        if let Ok(mut table) = self.table.lock() {
-            if table.len() >= Self::CAPACITY {
-                table.clear();
-            }
-            table.insert(
-                key,
-                Entry {
-                    _attributes: attributes,
-                    bytes: Arc::clone(&bytes),
-                },
-            );
+        if self.table.len() >= Self::CAPACITY {
+            self.table.clear();
         }
+        self.table.insert(
+            key,
+            Entry {
+                _attributes: attributes,
+                bytes: Arc::clone(&bytes),
+            },
+        );
         Ok(bytes)
     }
 
     /// Number of encodings held.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.table.lock().map_or(0, |t| t.len())
+        self.table.len()
     }
 }
 
@@ -118,7 +114,7 @@ mod tests {
 
     #[test]
     fn peers_with_the_same_message_share_one_encoding() {
-        let shared = SharedUpdates::default();
+        let mut shared = SharedUpdates::default();
         let a = attrs([10, 0, 0, 1]);
         let first = shared
             .encode(
@@ -147,7 +143,7 @@ mod tests {
 
     #[test]
     fn other_routes_contexts_or_attribute_sets_are_encoded_apart() {
-        let shared = SharedUpdates::default();
+        let mut shared = SharedUpdates::default();
         let a = attrs([10, 0, 0, 1]);
         let base = shared
             .encode(
@@ -190,7 +186,7 @@ mod tests {
 
     #[test]
     fn the_table_is_bounded() {
-        let shared = SharedUpdates::default();
+        let mut shared = SharedUpdates::default();
         let a = attrs([10, 0, 0, 1]);
         for i in 0..=SharedUpdates::CAPACITY {
             let n = u32::try_from(i).unwrap();
