@@ -27,6 +27,9 @@ pub struct BestChange {
     pub prefix: Prefix,
     /// The new selection.
     pub best: Option<BestRoute>,
+    /// The best route itself changed (not only the ECMP set or another path): what a session
+    /// without ADD-PATH send is told may be different.
+    pub best_changed: bool,
 }
 
 /// All routes for one prefix.
@@ -173,12 +176,19 @@ impl LocRib {
         if destination.paths.is_empty() {
             self.destinations.remove(&prefix);
         }
-        let same = match (&old, &new) {
-            (Some(o), Some(n)) => o.path == n.path && o.multipath == n.multipath,
-            (None, None) => true,
-            _ => false,
+        let (same, best_changed) = match (&old, &new) {
+            (Some(o), Some(n)) => (
+                o.path == n.path && o.multipath == n.multipath,
+                o.path != n.path,
+            ),
+            (None, None) => (true, false),
+            _ => (false, true),
         };
-        (!same || self.all_paths).then_some(BestChange { prefix, best: new })
+        (!same || self.all_paths).then_some(BestChange {
+            prefix,
+            best: new,
+            best_changed,
+        })
     }
 
     /// The routes of one prefix.

@@ -16,11 +16,13 @@ pub mod adj_rib_in;
 pub mod adj_rib_out;
 pub mod best_path;
 pub mod loc_rib;
+pub mod prefix_index;
 
 pub use adj_rib_in::{AdjRibIn, AdjRibInEntry, Interner};
-pub use adj_rib_out::{AdjRibOut, Packed};
+pub use adj_rib_out::{AdjRibOut, AdjRibOutBits, Packed};
 pub use best_path::{BestPathConfig, DecisionStep, Selection, compare, select};
 pub use loc_rib::{BestChange, BestRoute, Destination, LocRib};
+pub use prefix_index::{IdSet, PrefixIndex};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};

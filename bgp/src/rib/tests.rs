@@ -10,6 +10,7 @@ use super::*;
 use crate::wire::{AsPath, AsPathSegment, Origin};
 
 mod adj_rib_out;
+mod adj_rib_out_bits;
 
 const LOCAL_AS: u32 = 64512;
 const LOCAL_ID: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
@@ -444,7 +445,8 @@ fn withdraw_falls_back_to_the_next_best_route() {
         changes,
         vec![BestChange {
             prefix: pfx("10.244.1.0/26"),
-            best: None
+            best: None,
+            best_changed: true,
         }]
     );
     assert!(rib.loc_rib().is_empty());
@@ -554,7 +556,8 @@ fn treat_as_withdraw_update_removes_the_route() {
         changes,
         vec![BestChange {
             prefix: pfx("10.244.5.0/26"),
-            best: None
+            best: None,
+            best_changed: true,
         }]
     );
 }
@@ -723,7 +726,8 @@ fn gr_refreshed_routes_survive_the_end_of_rib_sweep() {
         changes,
         vec![BestChange {
             prefix: pfx("10.244.2.0/26"),
-            best: None
+            best: None,
+            best_changed: true,
         }]
     );
     assert!(rib.best(&pfx("10.244.1.0/26")).is_some());

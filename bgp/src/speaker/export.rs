@@ -14,11 +14,13 @@
 //! With ADD-PATH send negotiated for a family, every path of a prefix that passes these rules
 //! is advertised, best first (BIRD's `add paths tx`); without it only the best path.
 //!
-//! [`ExportCache`] lets one batch of changes build each reflected attribute set once for all
-//! clients instead of once per client.
+//! [`ExportCache`] builds each reflected attribute set once for all clients instead of once
+//! per client, and keeps it while the route it reflects exists: every client then gets the
+//! same `Arc` for it, in every flush, so its routes pack together and the message is encoded
+//! once for all of them.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use foldhash::HashMap;
 
@@ -51,11 +53,38 @@ pub(crate) struct ExportTarget {
     pub(crate) cluster_id: Option<Ipv4Addr>,
 }
 
-/// Reflected attribute sets built during one batch of changes, shared by every peer that gets
-/// the same set (the Adj-RIB-Out packs equal sets together and the encoder sees one `Arc`).
+/// Reflected attribute sets, shared by every peer that gets the same set (the Adj-RIB-Out
+/// packs equal sets together and the encoder sees one `Arc`). Keyed by the learned set's
+/// address, which a `Weak` to it keeps from being reused without keeping the set itself
+/// alive (so the RIB's interner can still let it go); [`ExportCache::sweep`] drops entries
+/// whose learned set is gone.
 #[derive(Debug, Default)]
 pub(crate) struct ExportCache {
-    reflected: HashMap<(usize, Ipv4Addr), (Arc<PathAttributes>, Arc<PathAttributes>)>,
+    reflected: HashMap<(usize, Ipv4Addr), (Weak<PathAttributes>, Arc<PathAttributes>)>,
+    /// Size at which the next sweep runs.
+    sweep_at: usize,
+}
+
+impl ExportCache {
+    /// Entries kept before the first sweep.
+    const MIN_SWEEP: usize = 256;
+
+    /// Drops the entries of learned sets nobody holds any more, once the cache has doubled
+    /// since the last sweep (cheap to call after every batch).
+    pub(crate) fn sweep(&mut self) {
+        if self.reflected.len() < self.sweep_at.max(Self::MIN_SWEEP) {
+            return;
+        }
+        self.reflected
+            .retain(|_, (learned, _)| learned.strong_count() > 0);
+        self.sweep_at = self.reflected.len() * 2;
+    }
+
+    /// Number of reflected sets held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.reflected.len()
+    }
 }
 
 impl ExportTarget {
@@ -166,7 +195,8 @@ impl ExportTarget {
         out
     }
 
-    fn export_path(
+    /// The attribute set to advertise for one path (None: not to this peer).
+    pub(crate) fn export_path(
         &self,
         family: Family,
         path: &Path,
@@ -198,7 +228,7 @@ impl ExportTarget {
                 let key = (Arc::as_ptr(&path.attributes) as usize, learned_from);
                 let entry = cache.reflected.entry(key).or_insert_with(|| {
                     let attrs = self.reflected(path, learned_from, cluster_id);
-                    (Arc::clone(&path.attributes), Arc::new(attrs))
+                    (Arc::downgrade(&path.attributes), Arc::new(attrs))
                 });
                 Some(Arc::clone(&entry.1))
             }
@@ -467,5 +497,39 @@ mod tests {
             Arc::ptr_eq(&back[0], &out[1]),
             "one attribute set per batch, not per client"
         );
+    }
+
+    #[test]
+    fn the_cache_keeps_no_learned_set_alive_and_sweeps_the_gone() {
+        let mut cache = ExportCache::default();
+        let to_c = rr_target("10.0.0.7", true, Some(CLUSTER));
+        let mut paths: Vec<Path> = (0..ExportCache::MIN_SWEEP)
+            .map(|i| {
+                let mut p = ibgp_path("10.0.0.5", true, "10.0.0.5");
+                p.attributes = Arc::new(PathAttributes {
+                    med: Some(u32::try_from(i).unwrap()),
+                    ..(*p.attributes).clone()
+                });
+                p
+            })
+            .collect();
+        let first = to_c.export_path(Family::Ipv4Unicast, &paths[0], &mut cache);
+        let again = to_c.export_path(Family::Ipv4Unicast, &paths[0], &mut cache);
+        assert!(
+            Arc::ptr_eq(&first.unwrap(), &again.unwrap()),
+            "same set across flushes"
+        );
+        assert_eq!(
+            Arc::strong_count(&paths[0].attributes),
+            1,
+            "no reference kept"
+        );
+        for p in &paths {
+            to_c.export_path(Family::Ipv4Unicast, p, &mut cache);
+        }
+        assert_eq!(cache.len(), ExportCache::MIN_SWEEP);
+        paths.truncate(10);
+        cache.sweep();
+        assert_eq!(cache.len(), 10);
     }
 }

@@ -1,6 +1,12 @@
 //! The router's output path to one established peer: its Adj-RIB-Out and the writing of
 //! what is pending in it.
 //!
+//! Two stores, one packer ([`crate::rib::adj_rib_out`]): a session without ADD-PATH send
+//! keeps [`AdjRibOutBits`] (two bitsets over the router's [`PrefixIndex`]; best-route changes
+//! only mark prefixes, and export runs at flush time from the Loc-RIB), a session with
+//! ADD-PATH send keeps the full [`AdjRibOut`] (path ids need the attribute sets), filled by
+//! export as changes happen.
+//!
 //! After every batch of events (or a command) the router flushes every peer with pending
 //! changes in one loop: pack, take each message's bytes from the speaker-wide
 //! [`SharedUpdates`] (one encode per distinct message and codec context), and write them on
@@ -11,16 +17,33 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 
+use super::export::{ExportCache, ExportTarget};
 use super::shared_updates::SharedUpdates;
 use super::writer::ConnWriter;
-use crate::rib::AdjRibOut;
-use crate::wire::{CodecContext, FamilySet, Message, Update, encode_message};
+use crate::rib::{AdjRibOut, AdjRibOutBits, BestChange, Destination, LocRib, Path, PrefixIndex};
+use crate::wire::{CodecContext, Family, FamilySet, Message, Update, encode_message};
+
+/// The router's state shared by every peer's flush.
+pub(crate) struct FlushContext<'a> {
+    pub(crate) loc_rib: &'a LocRib,
+    pub(crate) index: &'a mut PrefixIndex,
+    pub(crate) cache: &'a mut ExportCache,
+    pub(crate) encodings: &'a mut SharedUpdates,
+}
+
+#[derive(Debug)]
+enum Store {
+    /// No ADD-PATH send: what the peer holds, as bits.
+    Bits(AdjRibOutBits),
+    /// ADD-PATH send for some family: every advertised path with its attributes and path id.
+    Full(AdjRibOut),
+}
 
 /// What the router keeps for one established session's output.
 #[derive(Debug)]
 pub(crate) struct PeerOut {
-    /// What the peer has been told, and what is pending.
-    pub(crate) rib_out: AdjRibOut,
+    target: ExportTarget,
+    store: Store,
     writer: Weak<ConnWriter>,
     ctx: CodecContext,
     families: FamilySet,
@@ -29,10 +52,38 @@ pub(crate) struct PeerOut {
 }
 
 impl PeerOut {
-    /// The output of a session that just came up; End-of-RIB is owed after the first flush.
-    pub(crate) fn new(ctx: CodecContext, families: FamilySet, writer: Weak<ConnWriter>) -> Self {
+    /// The output of a session that just came up, loaded with the initial advertisement (every
+    /// route of the Loc-RIB); End-of-RIB follows it in the first flush.
+    pub(crate) fn new(
+        target: ExportTarget,
+        ctx: CodecContext,
+        families: FamilySet,
+        writer: Weak<ConnWriter>,
+        loc_rib: &LocRib,
+        index: &PrefixIndex,
+        cache: &mut ExportCache,
+    ) -> PeerOut {
+        let store = if ctx.add_path_send.is_empty() {
+            let mut bits = AdjRibOutBits::new(ctx);
+            for family in families.iter() {
+                bits.mark_all(index.live(family));
+            }
+            Store::Bits(bits)
+        } else {
+            let mut full = AdjRibOut::new(ctx);
+            for (prefix, destination) in loc_rib.iter() {
+                let family = prefix.family();
+                if families.contains(family) {
+                    let all = ctx.add_path_send.contains(family);
+                    let exported = target.export_paths(family, candidates(destination, all), cache);
+                    full.set(*prefix, &exported);
+                }
+            }
+            Store::Full(full)
+        };
         PeerOut {
-            rib_out: AdjRibOut::new(ctx),
+            target,
+            store,
             writer,
             ctx,
             families,
@@ -40,14 +91,72 @@ impl PeerOut {
         }
     }
 
+    /// A best-route change (`id` is its prefix's id in the index).
+    pub(crate) fn changed(
+        &mut self,
+        change: &BestChange,
+        id: u32,
+        loc_rib: &LocRib,
+        cache: &mut ExportCache,
+    ) {
+        let family = change.prefix.family();
+        if !self.families.contains(family) {
+            return;
+        }
+        match &mut self.store {
+            Store::Bits(bits) => {
+                if change.best_changed {
+                    bits.mark(id);
+                }
+            }
+            Store::Full(full) => {
+                let exported = match loc_rib.get(&change.prefix) {
+                    Some(d) => {
+                        let all = self.ctx.add_path_send.contains(family);
+                        self.target.export_paths(family, candidates(d, all), cache)
+                    }
+                    None => Vec::new(),
+                };
+                full.set(change.prefix, &exported);
+            }
+        }
+    }
+
+    /// Queues every route of `family` again (route refresh, `reload out`).
+    pub(crate) fn refresh(&mut self, family: Family, index: &PrefixIndex) {
+        match &mut self.store {
+            Store::Bits(bits) => bits.refresh(family, index),
+            Store::Full(full) => full.refresh(family),
+        }
+    }
+
+    /// Routes the peer holds from us (or, with ADD-PATH, holds or is about to get).
+    pub(crate) fn routes(&self) -> usize {
+        match &self.store {
+            Store::Bits(bits) => bits.len(),
+            Store::Full(full) => full.len(),
+        }
+    }
+
+    /// The session is gone: its references in the prefix index go too.
+    pub(crate) fn release(&mut self, index: &mut PrefixIndex) {
+        if let Store::Bits(bits) = &mut self.store {
+            bits.release(index);
+        }
+    }
+
     /// Whether a flush would write something.
-    pub(crate) fn has_pending(&self) -> bool {
-        self.eor_pending || self.rib_out.has_pending()
+    fn has_pending(&self) -> bool {
+        self.eor_pending
+            || match &self.store {
+                Store::Bits(bits) => bits.has_pending(),
+                Store::Full(full) => full.has_pending(),
+            }
     }
 
     /// Writes the pending changes (and End-of-RIB after the initial advertisement) unless the
     /// connection still has a backlog. Returns the number of UPDATE messages written.
-    pub(crate) fn flush(&mut self, address: IpAddr, encodings: &mut SharedUpdates) -> u64 {
+    pub(crate) fn flush(&mut self, address: IpAddr, cx: &mut FlushContext<'_>) -> u64 {
         if !self.has_pending() {
             return 0;
         }
@@ -57,7 +166,17 @@ impl PeerOut {
         if !writer.is_clear() {
             return 0;
         }
-        let packed = match self.rib_out.flush_packed() {
+        let packed = match &mut self.store {
+            Store::Bits(bits) => {
+                let (loc_rib, target, cache) = (cx.loc_rib, &self.target, &mut *cx.cache);
+                bits.flush_packed(cx.index, |prefix| {
+                    let best = loc_rib.get(&prefix)?.best()?;
+                    target.export_path(prefix.family(), best, cache)
+                })
+            }
+            Store::Full(full) => full.flush_packed(),
+        };
+        let packed = match packed {
             Ok(packed) => packed,
             Err(error) => {
                 tracing::error!(peer = %address, %error, "cannot pack UPDATEs");
@@ -66,7 +185,7 @@ impl PeerOut {
         };
         let mut messages: Vec<Arc<[u8]>> = Vec::with_capacity(packed.len() + 2);
         for p in packed {
-            match encodings.encode(&self.ctx, p) {
+            match cx.encodings.encode(&self.ctx, p) {
                 Ok(bytes) => messages.push(bytes),
                 Err(error) => tracing::error!(peer = %address, %error, "cannot encode UPDATE"),
             }
@@ -93,5 +212,15 @@ impl PeerOut {
                 0
             }
         }
+    }
+}
+
+/// The routes of a destination export considers: every path, best first, when the session
+/// sends ADD-PATH for the family, else only the best.
+fn candidates(destination: &Destination, all: bool) -> Box<dyn Iterator<Item = &Path> + '_> {
+    if all {
+        Box::new(destination.paths_best_first())
+    } else {
+        Box::new(destination.best().into_iter())
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Every RIB mutation yields [`BestChange`]s; each is handed to the FIB (best route learned
 //! from a peer → install with the ECMP next hops; local or gone → withdraw) and to every
-//! established peer's Adj-RIB-Out through export policy ([`ExportTarget`]). Once the events
+//! established peer's Adj-RIB-Out ([`PeerOut`]: a mark in a bitset over the router's
+//! [`PrefixIndex`], export policy ([`ExportTarget`]) running at flush time; with ADD-PATH
+//! send, export into the full Adj-RIB-Out right away). Once the events
 //! already queued have all been handled (a batch), the router writes every peer's pending
 //! changes itself ([`PeerOut::flush`]), never waiting on a socket: a peer whose socket is
 //! full is skipped until its peer task has written the backlog ([`PeerEvent::Drained`]).
@@ -23,13 +25,13 @@ use tokio::task::JoinHandle;
 use super::connection::Listeners;
 use super::export::{ExportCache, ExportTarget};
 use super::fib::Fib;
-use super::outbound::PeerOut;
+use super::outbound::{FlushContext, PeerOut};
 use super::peer::{self, PeerCommand, PeerEvent, PeerTaskHandle};
 use super::shared_updates::SharedUpdates;
 use super::{Command, PeerConfig, PeerStatus, RibSummary, RouteStatus, Shutdown, SpeakerConfig};
 use super::{PeerAction, PeerActionOutcome, RefreshDirection, RouteDetail};
 use crate::fsm::SessionConfig;
-use crate::rib::{BestChange, Destination, Path, PeerInfo, Rib};
+use crate::rib::{BestChange, Path, PeerInfo, PrefixIndex, Rib};
 use crate::wire::{FamilySet, Origin, PathAttributes, Prefix};
 
 /// Peer events handled together before peers are told to flush.
@@ -39,11 +41,8 @@ const EVENT_BATCH: usize = 256;
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
 struct UpPeer {
-    target: ExportTarget,
     out: PeerOut,
     families: FamilySet,
-    /// Families for which we send every path (ADD-PATH send negotiated).
-    add_path: FamilySet,
     end_of_rib: FamilySet,
 }
 
@@ -64,6 +63,10 @@ struct Router {
     restart_deadline: Option<Instant>,
     /// UPDATE encodings shared by the peers.
     shared: SharedUpdates,
+    /// Dense ids of the prefixes the Adj-RIBs-Out refer to.
+    index: PrefixIndex,
+    /// Reflected attribute sets, shared by every client that gets them.
+    cache: ExportCache,
     /// Administratively disabled peers (no task) and since when.
     disabled: BTreeMap<IpAddr, (PeerConfig, SystemTime)>,
 }
@@ -95,6 +98,8 @@ pub(crate) fn spawn(
         listeners,
         restart_deadline,
         shared: SharedUpdates::default(),
+        index: PrefixIndex::default(),
+        cache: ExportCache::default(),
         disabled: BTreeMap::new(),
     };
     tokio::spawn(async move {
@@ -153,6 +158,7 @@ impl Router {
                         }
                     }
                     self.flush_peers();
+                    self.cache.sweep();
                 }
                 () = sleep_until(deadline) => {
                     tracing::info!("restart: stale time over, removing routes not learned again");
@@ -269,6 +275,9 @@ impl Router {
             return;
         };
         tracing::info!(peer = %address, "removing peer");
+        if let Some(mut up) = entry.up {
+            up.out.release(&mut self.index);
+        }
         stop_task(entry.task, Shutdown::Stop).await;
         if entry.config.password.is_some() {
             self.listeners.set_md5(address, None);
@@ -326,28 +335,27 @@ impl Router {
                     entry.config.route_reflector_client,
                     self.config.cluster_id,
                 );
-                let add_path = context.codec().add_path_send;
-                let mut cache = ExportCache::default();
-                let mut out = PeerOut::new(context.codec(), context.families, writer);
-                for (prefix, destination) in self.rib.loc_rib().iter() {
-                    let family = prefix.family();
-                    if context.families.contains(family) {
-                        let paths = candidates(destination, add_path.contains(family));
-                        let exported = target.export_paths(family, paths, &mut cache);
-                        out.rib_out.set(*prefix, &exported);
-                    }
-                }
-                entry.up = Some(UpPeer {
+                let out = PeerOut::new(
                     target,
+                    context.codec(),
+                    context.families,
+                    writer,
+                    self.rib.loc_rib(),
+                    &self.index,
+                    &mut self.cache,
+                );
+                let up = UpPeer {
                     out,
                     families: context.families,
-                    add_path,
                     end_of_rib: FamilySet::EMPTY,
-                });
+                };
+                if let Some(mut old) = entry.up.replace(up) {
+                    old.out.release(&mut self.index);
+                }
             }
             PeerEvent::Down { address, retain } => {
-                if let Some(entry) = self.peers.get_mut(&address) {
-                    entry.up = None;
+                if let Some(mut up) = self.peers.get_mut(&address).and_then(|e| e.up.take()) {
+                    up.out.release(&mut self.index);
                 }
                 let changes = self.rib.peer_down(address, retain);
                 self.apply(changes);
@@ -373,7 +381,7 @@ impl Router {
             }
             PeerEvent::RouteRefresh { address, family } => {
                 if let Some(up) = self.peers.get_mut(&address).and_then(|e| e.up.as_mut()) {
-                    up.out.rib_out.refresh(family);
+                    up.out.refresh(family, &self.index);
                 }
             }
             // The flush after this batch writes what the peer's changes held back.
@@ -391,32 +399,31 @@ impl Router {
         for change in &changes {
             self.program(change);
         }
-        let mut cache = ExportCache::default();
         let loc_rib = self.rib.loc_rib();
-        for entry in self.peers.values_mut() {
-            let Some(up) = &mut entry.up else { continue };
-            for change in &changes {
-                let family = change.prefix.family();
-                if up.families.contains(family) {
-                    let exported = match loc_rib.get(&change.prefix) {
-                        Some(d) => {
-                            let paths = candidates(d, up.add_path.contains(family));
-                            up.target.export_paths(family, paths, &mut cache)
-                        }
-                        None => Vec::new(),
-                    };
-                    up.out.rib_out.set(change.prefix, &exported);
+        for change in &changes {
+            let id = self.index.insert(change.prefix);
+            for entry in self.peers.values_mut() {
+                if let Some(up) = &mut entry.up {
+                    up.out.changed(change, id, loc_rib, &mut self.cache);
                 }
             }
+            // A prefix gone from the Loc-RIB keeps its id while a peer still holds it.
+            self.index.set_live(id, change.best.is_some());
         }
     }
 
     /// Writes every established peer's pending changes (after a batch of events or a
     /// command).
     fn flush_peers(&mut self) {
+        let mut cx = FlushContext {
+            loc_rib: self.rib.loc_rib(),
+            index: &mut self.index,
+            cache: &mut self.cache,
+            encodings: &mut self.shared,
+        };
         for (address, entry) in &mut self.peers {
             let Some(up) = &mut entry.up else { continue };
-            let sent = up.out.flush(*address, &mut self.shared);
+            let sent = up.out.flush(*address, &mut cx);
             if sent > 0
                 && let Ok(mut live) = entry.task.live.lock()
             {
@@ -538,7 +545,7 @@ impl Router {
                     kind: entry.config.kind,
                     since: live.as_ref().map_or(SystemTime::now(), |l| l.since),
                     disabled: false,
-                    routes_advertised: entry.up.as_ref().map_or(0, |up| up.out.rib_out.len()),
+                    routes_advertised: entry.up.as_ref().map_or(0, |up| up.out.routes()),
                     updates_received: live.as_ref().map_or(0, |l| l.updates_received),
                     updates_sent: live.as_ref().map_or(0, |l| l.updates_sent),
                 }
@@ -654,7 +661,7 @@ impl Router {
         }
         if matches!(direction, RefreshDirection::Out | RefreshDirection::Both) {
             for family in up.families.iter() {
-                up.out.rib_out.refresh(family);
+                up.out.refresh(family, &self.index);
             }
         }
         PeerActionOutcome::Reloading
@@ -711,16 +718,6 @@ pub(crate) fn session_config(config: &SpeakerConfig, peer: &PeerConfig) -> Sessi
         gr
     });
     session
-}
-
-/// The routes of a destination export considers: every path, best first, when the session
-/// sends ADD-PATH for the family, else only the best.
-fn candidates(destination: &Destination, all: bool) -> Box<dyn Iterator<Item = &Path> + '_> {
-    if all {
-        Box::new(destination.paths_best_first())
-    } else {
-        Box::new(destination.best().into_iter())
-    }
 }
 
 /// IPv4-mapped IPv6 addresses (from a dual-stack socket) as plain IPv4.
