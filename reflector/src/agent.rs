@@ -10,18 +10,14 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use bgp::speaker::cluster::Launch;
-use bgp::speaker::netns::{FibChoice, NetnsSpeaker};
-use bgp::speaker::{
-    CountingFib, Fib, KernelRoutes, PeerConfig, Shutdown, Speaker, SpeakerConfig, SpeakerError,
-    SpeakerHandle,
-};
+use bgp::speaker::cluster::{AgentTask, Launch};
+use bgp::speaker::netns::{FibChoice, NetnsSpeaker, start_speaker};
+use bgp::speaker::{CountingFib, PeerConfig, Shutdown, SpeakerConfig, SpeakerError, SpeakerHandle};
 use datastore::etcd::Store;
 use datastore::keys::{RESOURCES, parse_resource_key};
 use datastore::resource::Resource;
 use datastore::syncer::{SyncEvent, SyncStatus, Syncer};
 use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
 
 use crate::clients::{ClientPolicy, ClientSet};
 use crate::config::Config;
@@ -65,8 +61,7 @@ pub fn client_policy(config: &Config) -> ClientPolicy {
 pub struct Reflector {
     handle: SpeakerHandle,
     synced: watch::Receiver<usize>,
-    stop: Option<oneshot::Sender<Shutdown>>,
-    task: Option<JoinHandle<()>>,
+    task: AgentTask,
     _thread: Option<NetnsSpeaker>,
 }
 
@@ -79,46 +74,31 @@ impl Reflector {
         launch: Launch,
     ) -> Result<Reflector, ReflectorError> {
         let speaker = speaker_config(config);
-        let (handle, thread) = match launch {
-            Launch::Kernel => {
-                let fib: Box<dyn Fib> = if config.install_routes {
-                    Box::new(KernelRoutes::new().map_err(|e| SpeakerError::Io {
-                        what: "netlink".to_string(),
-                        source: std::io::Error::other(e.to_string()),
-                    })?)
-                } else {
-                    Box::new(CountingFib::new())
-                };
-                (Speaker::start(speaker, fib).await?, None)
-            }
-            Launch::Netns(path, fib) => {
-                let fib = if config.install_routes {
-                    FibChoice::Kernel
-                } else {
-                    fib
-                };
-                let thread =
-                    tokio::task::spawn_blocking(move || NetnsSpeaker::spawn(&path, speaker, fib))
-                        .await
-                        .map_err(|_| SpeakerError::Stopped)??;
-                (thread.handle().clone(), Some(thread))
-            }
+        let (netns, fib) = match &launch {
+            Launch::Kernel => (None, FibChoice::Counting(CountingFib::new())),
+            Launch::Netns(path, fib) => (Some(path.as_path()), fib.clone()),
         };
+        let fib = if config.install_routes {
+            FibChoice::Kernel
+        } else {
+            fib
+        };
+        let (handle, thread) = start_speaker(netns, speaker, fib).await?;
         let (synced_tx, synced) = watch::channel(0);
-        let (stop, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(follow(
-            store,
-            client_policy(config),
-            handle.clone(),
-            synced_tx,
-            stop_rx,
-        ));
+        let task = AgentTask::spawn(|stop| {
+            follow(
+                store,
+                client_policy(config),
+                handle.clone(),
+                synced_tx,
+                stop,
+            )
+        });
         tracing::info!(router_id = %config.router_id, cluster_id = %config.cluster_id, listen = %config.listen, asn = config.asn, "route reflector started");
         Ok(Reflector {
             handle,
             synced,
-            stop: Some(stop),
-            task: Some(task),
+            task,
             _thread: thread,
         })
     }
@@ -135,21 +115,8 @@ impl Reflector {
 
     /// Stops the syncer and the speaker: `Stop` sends Cease to every client, `Restart` just
     /// drops the sessions (clients with graceful restart keep the routes).
-    pub async fn stop(mut self, how: Shutdown) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(how);
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Reflector {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
+    pub async fn stop(self, how: Shutdown) {
+        self.task.stop(how).await;
     }
 }
 

@@ -50,10 +50,10 @@ use datastore::syncer::{SyncEvent, SyncStatus, Syncer};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::netns::{FibChoice, NetnsSpeaker};
+use super::netns::{FibChoice, NetnsSpeaker, start_speaker};
 use super::secrets::{SecretError, SecretRef, SecretSource};
-use super::{BGP_PORT, Fib, PeerKind};
-use super::{PeerConfig, Shutdown, Speaker, SpeakerConfig, SpeakerError, SpeakerHandle};
+use super::{BGP_PORT, PeerKind};
+use super::{PeerConfig, Shutdown, SpeakerConfig, SpeakerError, SpeakerHandle};
 use crate::wire::Prefix;
 
 /// Calico's default AS number.
@@ -464,8 +464,7 @@ pub fn resolve_passwords(
 #[derive(Debug)]
 pub struct ClusterAgent {
     handle: watch::Receiver<Option<SpeakerHandle>>,
-    stop: Option<oneshot::Sender<Shutdown>>,
-    task: Option<JoinHandle<()>>,
+    task: AgentTask,
     recheck: Arc<Notify>,
 }
 
@@ -478,19 +477,12 @@ impl ClusterAgent {
     /// Starts syncing from `store` on the current runtime.
     pub fn spawn(store: Store, options: ClusterOptions) -> ClusterAgent {
         let (handle_tx, handle) = watch::channel(None);
-        let (stop, stop_rx) = oneshot::channel();
         let recheck = Arc::new(Notify::new());
-        let task = tokio::spawn(agent(
-            store,
-            options,
-            handle_tx,
-            stop_rx,
-            Arc::clone(&recheck),
-        ));
+        let task =
+            AgentTask::spawn(|stop| agent(store, options, handle_tx, stop, Arc::clone(&recheck)));
         ClusterAgent {
             handle,
-            stop: Some(stop),
-            task: Some(task),
+            task,
             recheck,
         }
     }
@@ -507,6 +499,35 @@ impl ClusterAgent {
     }
 
     /// Stops the speaker (`how`) and the agent.
+    pub async fn stop(self, how: Shutdown) {
+        self.task.stop(how).await;
+    }
+}
+
+/// The task that keeps a speaker in line with etcd ([`ClusterAgent`]'s, the reflector's):
+/// [`AgentTask::stop`] hands it a [`Shutdown`] for its speaker and waits for it to end;
+/// dropping the value aborts it.
+#[derive(Debug)]
+pub struct AgentTask {
+    stop: Option<oneshot::Sender<Shutdown>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl AgentTask {
+    /// Spawns `run(stop)` on the current runtime; `stop` receives what [`AgentTask::stop`]
+    /// is given (or fails when the value is dropped).
+    pub fn spawn<F>(run: impl FnOnce(oneshot::Receiver<Shutdown>) -> F) -> AgentTask
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stop_rx) = oneshot::channel();
+        AgentTask {
+            stop: Some(stop),
+            task: Some(tokio::spawn(run(stop_rx))),
+        }
+    }
+
+    /// Sends `how` to the task and waits for it to end.
     pub async fn stop(mut self, how: Shutdown) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(how);
@@ -517,7 +538,7 @@ impl ClusterAgent {
     }
 }
 
-impl Drop for ClusterAgent {
+impl Drop for AgentTask {
     fn drop(&mut self) {
         if let Some(task) = &self.task {
             task.abort();
@@ -543,22 +564,8 @@ async fn launch(options: &ClusterOptions, desired: &Desired) -> Result<Running, 
     config.cluster_id = desired.cluster_id;
     config.fib_exclude = desired.fib_exclude.iter().copied().collect();
     let (handle, thread) = match &options.launch {
-        Launch::Kernel => {
-            let fib: Box<dyn Fib> =
-                Box::new(super::KernelRoutes::new().map_err(|e| SpeakerError::Io {
-                    what: "netlink".to_string(),
-                    source: std::io::Error::other(e.to_string()),
-                })?);
-            (Speaker::start(config, fib).await?, None)
-        }
-        Launch::Netns(path, fib) => {
-            let (path, fib) = (path.clone(), fib.clone());
-            let speaker =
-                tokio::task::spawn_blocking(move || NetnsSpeaker::spawn(&path, config, fib))
-                    .await
-                    .map_err(|_| SpeakerError::Stopped)??;
-            (speaker.handle().clone(), Some(speaker))
-        }
+        Launch::Kernel => start_speaker(None, config, FibChoice::Kernel).await?,
+        Launch::Netns(path, fib) => start_speaker(Some(path), config, fib.clone()).await?,
     };
     Ok(Running {
         handle,

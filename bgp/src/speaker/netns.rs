@@ -29,6 +29,38 @@ pub enum FibChoice {
     Counting(CountingFib),
 }
 
+impl FibChoice {
+    /// The FIB itself; `Kernel` opens a netlink socket in the calling thread's namespace.
+    pub fn open(self) -> Result<Box<dyn Fib>, SpeakerError> {
+        Ok(match self {
+            FibChoice::Memory(memory) => Box::new(memory),
+            FibChoice::Counting(counting) => Box::new(counting),
+            FibChoice::Kernel => Box::new(KernelRoutes::new().map_err(|e| SpeakerError::Io {
+                what: "netlink".to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })?),
+        })
+    }
+}
+
+/// Starts a speaker with `config` programming `fib`: on the current runtime when `netns` is
+/// `None`, else on a thread inside the namespace at `netns`, returned with the handle (dropping
+/// it stops that speaker).
+pub async fn start_speaker(
+    netns: Option<&Path>,
+    config: SpeakerConfig,
+    fib: FibChoice,
+) -> Result<(SpeakerHandle, Option<NetnsSpeaker>), SpeakerError> {
+    let Some(path) = netns else {
+        return Ok((Speaker::start(config, fib.open()?).await?, None));
+    };
+    let path = path.to_path_buf();
+    let thread = tokio::task::spawn_blocking(move || NetnsSpeaker::spawn(&path, config, fib))
+        .await
+        .map_err(|_| SpeakerError::Stopped)??;
+    Ok((thread.handle().clone(), Some(thread)))
+}
+
 /// A speaker running on its own thread inside a network namespace.
 #[derive(Debug)]
 pub struct NetnsSpeaker {
@@ -74,19 +106,12 @@ impl NetnsSpeaker {
                     }
                 };
                 runtime.block_on(async move {
-                    let fib: Box<dyn Fib> = match fib {
-                        FibChoice::Memory(memory) => Box::new(memory),
-                        FibChoice::Counting(counting) => Box::new(counting),
-                        FibChoice::Kernel => match KernelRoutes::new() {
-                            Ok(kernel) => Box::new(kernel),
-                            Err(error) => {
-                                let _ = started_tx.send(Err(SpeakerError::Io {
-                                    what: "netlink".to_string(),
-                                    source: std::io::Error::other(error.to_string()),
-                                }));
-                                return;
-                            }
-                        },
+                    let fib = match fib.open() {
+                        Ok(fib) => fib,
+                        Err(error) => {
+                            let _ = started_tx.send(Err(error));
+                            return;
+                        }
                     };
                     match Speaker::start(config, fib).await {
                         Ok(handle) => {
