@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::ops::ControlFlow;
 
 use rtnetlink::packet_core::{
     NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
@@ -118,8 +119,32 @@ impl NetlinkSocket {
         by_sequence: &BTreeMap<u32, usize>,
         failures: &mut Vec<(usize, io::Error)>,
     ) -> io::Result<()> {
+        self.receive(|message| {
+            let sequence = message.header.sequence_number;
+            if let NetlinkPayload::Error(error) = message.payload {
+                if error.code.is_some()
+                    && let Some(&index) = by_sequence.get(&sequence)
+                {
+                    failures.push((index, error.to_io()));
+                }
+                if sequence == barrier {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            Ok(ControlFlow::Continue(()))
+        })
+    }
+
+    /// Reads messages and hands each to `handle` until it returns `Break`.
+    fn receive(
+        &mut self,
+        mut handle: impl FnMut(NetlinkMessage<RouteNetlinkMessage>) -> io::Result<ControlFlow<()>>,
+    ) -> io::Result<()> {
         loop {
-            let n = self.recv()?;
+            let n = self
+                .socket
+                .recv(&mut &mut self.rx[..], 0)?
+                .min(self.rx.len());
             let mut offset = 0;
             while offset < n {
                 let message =
@@ -133,24 +158,11 @@ impl NetlinkSocket {
                     ));
                 }
                 offset += length;
-                let sequence = message.header.sequence_number;
-                if let NetlinkPayload::Error(error) = message.payload {
-                    if error.code.is_some()
-                        && let Some(&index) = by_sequence.get(&sequence)
-                    {
-                        failures.push((index, error.to_io()));
-                    }
-                    if sequence == barrier {
-                        return Ok(());
-                    }
+                if handle(message)?.is_break() {
+                    return Ok(());
                 }
             }
         }
-    }
-
-    fn recv(&mut self) -> io::Result<usize> {
-        let n = self.socket.recv(&mut &mut self.rx[..], 0)?;
-        Ok(n.min(self.rx.len()))
     }
 
     /// Dumps with `request` (a `Get*` message whose header carries the kernel-side filter)
@@ -183,34 +195,19 @@ impl NetlinkSocket {
         self.socket.send(&out, 0)?;
         let mut answers = Vec::new();
         let mut interrupted = false;
-        loop {
-            let n = self.recv()?;
-            let mut offset = 0;
-            while offset < n {
-                let message =
-                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.rx[offset..n])
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-                let length = message.header.length as usize;
-                if length == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "zero-length netlink message",
-                    ));
-                }
-                offset += length;
-                if message.header.sequence_number != sequence {
-                    continue; // a late answer to an earlier request
-                }
-                interrupted |= message.header.flags & NLM_F_DUMP_INTR != 0;
-                match message.payload {
-                    NetlinkPayload::Done(_) => return Ok((answers, interrupted)),
-                    NetlinkPayload::Error(error) if error.code.is_some() => {
-                        return Err(error.to_io());
-                    }
-                    NetlinkPayload::InnerMessage(inner) => answers.push(inner),
-                    _ => {}
-                }
+        self.receive(|message| {
+            if message.header.sequence_number != sequence {
+                return Ok(ControlFlow::Continue(())); // a late answer to an earlier request
             }
-        }
+            interrupted |= message.header.flags & NLM_F_DUMP_INTR != 0;
+            match message.payload {
+                NetlinkPayload::Done(_) => return Ok(ControlFlow::Break(())),
+                NetlinkPayload::Error(error) if error.code.is_some() => return Err(error.to_io()),
+                NetlinkPayload::InnerMessage(inner) => answers.push(inner),
+                _ => {}
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok((answers, interrupted))
     }
 }
