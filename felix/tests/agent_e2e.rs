@@ -18,7 +18,6 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns: a panic is the failure report
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use datastore::etcd::{EtcdConfig, Store};
@@ -30,7 +29,7 @@ use felix::agent::{Agent, AgentConfig};
 use felix::ownership::{endpoint_id, host_veth_name};
 use ipnetwork::IpNetwork;
 use test_support::etcd::Etcd;
-use test_support::{Netns, eventually, eventually_ok, veth_pair};
+use test_support::{Netns, RouteMonitor, eventually, eventually_ok, veth_pair};
 
 const NODE: &str = "node-a";
 const NAMESPACE: &str = "prod";
@@ -239,49 +238,17 @@ fn agent_programs_routes_and_sysctls_and_pods_talk_through_the_node() {
     for pod in &pods {
         has_route(&node, pod).unwrap();
     }
-    let (_monitor, log) = route_monitor(&node, 1);
-    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let monitor = RouteMonitor::start(&node, "up0", 1).unwrap();
     let agent = start_agent(&etcd, &node);
     // Let it run through a resync too.
     let resyncs = agent.status().resyncs();
     assert!(eventually(WAIT, || agent.status().resyncs() > resyncs + 1));
-    node.ip(&["route", "add", "198.51.100.200/32", "dev", "up0"])
-        .unwrap();
-    assert!(eventually(WAIT, || read_log().contains("198.51.100.200")));
-    let events = read_log();
-    let deleted: Vec<&str> = events
-        .lines()
-        .filter(|l| l.starts_with("Deleted"))
-        .collect();
-    assert!(deleted.is_empty(), "delete events on restart: {deleted:?}");
-    assert!(
-        !events.contains("10.66.0."),
-        "routes rewritten on restart: {events}"
-    );
+    monitor.assert_untouched(200, "10.66.0.");
     assert_eq!(proto80(&node), before);
     for (a, b) in [(0, 2), (2, 1)] {
         eventually_ok(WAIT, || pods[a].ns.ping(pods[b].ip)).unwrap();
     }
     agent.stop().unwrap();
-}
-
-/// `ip monitor route` in `node`, live (a marker route `198.51.100.<first…>` it printed):
-/// the guard and the log to read.
-fn route_monitor(node: &Netns, first: u8) -> (test_support::process::ChildGuard, PathBuf) {
-    let monitor = node
-        .spawn(&["stdbuf", "-oL", "ip", "monitor", "route"])
-        .unwrap();
-    let log = monitor.log_path().unwrap().to_path_buf();
-    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    for i in first..first + 50 {
-        let marker = format!("198.51.100.{i}");
-        node.ip(&["route", "add", &format!("{marker}/32"), "dev", "up0"])
-            .unwrap();
-        if eventually(Duration::from_millis(200), || read_log().contains(&marker)) {
-            return (monitor, log);
-        }
-    }
-    panic!("ip monitor never started");
 }
 
 fn yaml(text: &str) -> Resource {
@@ -397,8 +364,7 @@ spec:
     };
     let table = nft_list();
     let routes = proto80(&node);
-    let (_monitor, log) = route_monitor(&node, 101);
-    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let monitor = RouteMonitor::start(&node, "up0", 101).unwrap();
     let agent = start_agent_with(
         AgentConfig::new(NODE, EtcdConfig::new([etcd.endpoint()]))
             .in_netns(node.name())
@@ -408,19 +374,7 @@ spec:
     assert!(eventually(WAIT, || agent.status().resyncs() > resyncs + 1));
     assert_eq!(nft_list(), table, "the restarted agent changed the table");
     assert_eq!(proto80(&node), routes);
-    node.ip(&["route", "add", "198.51.100.250/32", "dev", "up0"])
-        .unwrap();
-    assert!(eventually(WAIT, || read_log().contains("198.51.100.250")));
-    let events = read_log();
-    let deleted: Vec<&str> = events
-        .lines()
-        .filter(|l| l.starts_with("Deleted"))
-        .collect();
-    assert!(deleted.is_empty(), "delete events on restart: {deleted:?}");
-    assert!(
-        !events.contains("10.66.0."),
-        "routes rewritten on restart: {events}"
-    );
+    monitor.assert_untouched(250, "10.66.0.");
     blocked(&pods[2], &pods[1]).unwrap();
     pods[0].ns.ping(pods[1].ip).unwrap();
 

@@ -4,9 +4,7 @@
 //! blocked; a policy allowing a port opens it. Real TCP connections, each verdict on a
 //! non-failsafe port also checked against the policy evaluator. Needs root.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use felix::calc::{LocalHostEndpoint, PolicyDesired};
@@ -14,54 +12,23 @@ use felix::nft::PolicyDataplane;
 use policy::model::EndpointId;
 use policy::rule::Protocol;
 use policy::{Flow, Model, Peer, Verdict};
-use test_support::{Netns, veth_pair};
+use test_support::{Netns, traffic, veth_pair};
 
 const NODE_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const OUT_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 const TIMEOUT: Duration = Duration::from_millis(600);
 
-fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{}", ns.name());
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("netns file");
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
-        f()
-    })
-    .join()
-    .expect("netns thread")
-}
-
 /// TCP listeners answering "ok", on detached threads for the life of the test.
 fn serve(ns: &Netns, ports: &[u16]) {
-    let ports = ports.to_vec();
-    let listeners = in_netns(ns, move || {
-        ports
-            .iter()
-            .map(|p| TcpListener::bind(("0.0.0.0", *p)).expect("listen"))
-            .collect::<Vec<_>>()
-    });
-    for l in listeners {
-        std::thread::spawn(move || {
-            for mut s in l.incoming().flatten() {
-                let _ = s.write_all(b"ok");
-            }
-        });
-    }
+    let addrs: Vec<SocketAddr> = ports
+        .iter()
+        .map(|p| SocketAddr::from((Ipv4Addr::UNSPECIFIED, *p)))
+        .collect();
+    traffic::serve_tcp_ok(ns.name(), &addrs).expect("listen");
 }
 
 fn connects(ns: &Netns, to: Ipv4Addr, port: u16) -> bool {
-    in_netns(ns, move || {
-        let Ok(mut s) = TcpStream::connect_timeout(&SocketAddr::from((to, port)), TIMEOUT) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(TIMEOUT));
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).is_ok() && buf == b"ok"
-    })
+    traffic::tcp_ok(ns.name(), SocketAddr::from((to, port)), TIMEOUT).expect("netns")
 }
 
 const HEP: &str = "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\n\
@@ -117,7 +84,9 @@ fn failsafe_ports_survive_a_deny_all_host_endpoint_policy() {
     serve(&out, &[179, 8080]);
     assert!(connects(&out, NODE_IP, 8080), "no policy dataplane yet");
 
-    let mut dp = in_netns(&node, || PolicyDataplane::new().expect("dataplane"));
+    let mut dp = node
+        .run(|| PolicyDataplane::new().expect("dataplane"))
+        .expect("netns");
 
     // A host endpoint with no policy at all: default deny except failsafe.
     let bare = model_of(HEP);

@@ -3,9 +3,7 @@
 //! evaluator; and anti-spoofing for a WorkloadEndpoint whose ipNetworks is wider than a host
 //! (/30): every address of it may be used as a source, others are dropped. Needs root.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsFd;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use felix::calc::{LocalEndpoint, PolicyDesired};
@@ -13,69 +11,22 @@ use felix::nft::PolicyDataplane;
 use policy::model::EndpointId;
 use policy::rule::Protocol;
 use policy::{Flow, Model, Peer, Verdict};
-use test_support::{Netns, veth_pair};
+use test_support::{Netns, traffic, veth_pair};
 
 const TIMEOUT: Duration = Duration::from_millis(600);
 
-fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{}", ns.name());
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("netns file");
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
-        f()
-    })
-    .join()
-    .expect("netns thread")
-}
-
 fn serve(ns: &Netns) {
-    let (tcp, udp) = in_netns(ns, || {
-        let tcp: Vec<TcpListener> = [80u16, 8080]
-            .iter()
-            .map(|p| TcpListener::bind(("::", *p)).expect("listen"))
-            .collect();
-        (tcp, UdpSocket::bind(("0.0.0.0", 53)).expect("udp"))
-    });
-    for l in tcp {
-        std::thread::spawn(move || {
-            for mut s in l.incoming().flatten() {
-                let _ = s.write_all(b"ok");
-            }
-        });
-    }
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 64];
-        while let Ok((n, from)) = udp.recv_from(&mut buf) {
-            let _ = udp.send_to(&buf[..n], from);
-        }
-    });
+    let tcp = [80, 8080].map(|p| SocketAddr::from((Ipv6Addr::UNSPECIFIED, p)));
+    traffic::serve_tcp_ok(ns.name(), &tcp).expect("listen");
+    traffic::serve_udp_echo(ns.name(), SocketAddr::from((Ipv4Addr::UNSPECIFIED, 53))).expect("udp");
 }
 
 fn tcp(ns: &Netns, to: IpAddr, port: u16) -> bool {
-    in_netns(ns, move || {
-        let Ok(mut s) = TcpStream::connect_timeout(&SocketAddr::new(to, port), TIMEOUT) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(TIMEOUT));
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).is_ok() && buf == b"ok"
-    })
+    traffic::tcp_ok(ns.name(), SocketAddr::new(to, port), TIMEOUT).expect("netns")
 }
 
 fn udp_from(ns: &Netns, from: IpAddr, to: IpAddr) -> bool {
-    in_netns(ns, move || {
-        let s = UdpSocket::bind((from, 0)).expect("bind");
-        let _ = s.set_read_timeout(Some(TIMEOUT));
-        if s.send_to(b"ping", (to, 53)).is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 8];
-        matches!(s.recv_from(&mut buf), Ok((4, _)))
-    })
+    traffic::udp_echo(ns.name(), from, SocketAddr::new(to, 53), TIMEOUT).expect("bind")
 }
 
 struct Pod {
@@ -195,7 +146,9 @@ fn ipv6_policy_and_anti_spoofing_of_a_wider_endpoint_network() {
     }
     let docs = datastore::resource::parse_documents(&yaml).expect("yaml");
     let model = policy::convert::model_from_resources(&docs).expect("model");
-    let mut dp = in_netns(&node, || PolicyDataplane::new().expect("dataplane"));
+    let mut dp = node
+        .run(|| PolicyDataplane::new().expect("dataplane"))
+        .expect("netns");
     dp.set_desired(PolicyDesired::new(
         policy::compile::compile(&model),
         [client.endpoint(), web.endpoint()],

@@ -20,122 +20,56 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns: a panic is the failure report
 
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use datastore::etcd::{EtcdConfig, Store};
 use datastore::resource::{Resource, parse_and_validate_documents};
 use datastore::resource_store::{ResourceStore, Verb};
-use felix::agent::{Agent, AgentConfig, enter_netns};
+use felix::agent::{Agent, AgentConfig};
 use felix::nft::{NatDataplane, NatState, PolicyDataplane, PolicyState};
 use felix::ownership::{endpoint_id, host_veth_name};
 use test_support::etcd::Etcd;
 use test_support::lab::Lab;
-use test_support::{Netns, eventually, eventually_ok, veth_pair};
+use test_support::{
+    HarnessError, Netns, SourceRecorder, eventually, eventually_ok, traffic, veth_pair,
+};
 
 const NODE: &str = "nat-node-a";
 const NAMESPACE: &str = "natns";
 const WAIT: Duration = Duration::from_secs(20);
 const PORT: u16 = 8099;
+const LIST_NAT_CHAIN: [&str; 6] = [
+    "nft",
+    "list",
+    "chain",
+    "inet",
+    "vrouter",
+    "vr-nat-postrouting",
+];
 
 fn yaml(text: &str) -> Resource {
     parse_and_validate_documents(text).unwrap().remove(0)
 }
 
-fn netns_path(ns: &Netns) -> PathBuf {
-    PathBuf::from(format!("/var/run/netns/{}", ns.name()))
-}
-
-/// Runs `f` on a thread inside `ns` and returns its result.
-fn in_ns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = netns_path(ns);
-    std::thread::spawn(move || {
-        enter_netns(&path).unwrap();
-        f()
-    })
-    .join()
-    .unwrap()
-}
-
-/// A TCP listener on `[::]:PORT` inside a namespace that records every peer address.
-struct Listener {
-    peers: Arc<Mutex<Vec<IpAddr>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Listener {
-    fn start(ns: &Netns) -> Listener {
-        let path = netns_path(ns);
-        let peers = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (p, s) = (Arc::clone(&peers), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            enter_netns(&path).unwrap();
-            let listener = TcpListener::bind(("::", PORT)).unwrap();
-            listener.set_nonblocking(true).unwrap();
-            ready_tx.send(()).unwrap();
-            while !s.load(Ordering::Acquire) {
-                match listener.accept() {
-                    Ok((_stream, peer)) => p.lock().unwrap().push(peer.ip().to_canonical()),
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        });
-        ready_rx.recv().unwrap();
-        Listener {
-            peers,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn take(&self) -> Vec<IpAddr> {
-        std::mem::take(&mut *self.peers.lock().unwrap())
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// A listener on `[::]:PORT` inside `ns` recording the source of every connection.
+fn listen(ns: &Netns) -> SourceRecorder {
+    SourceRecorder::start(ns.name(), SocketAddr::from((Ipv6Addr::UNSPECIFIED, PORT))).unwrap()
 }
 
 /// Opens a TCP connection from inside `ns` to `to` (closed at once).
-fn connect(ns: &Netns, to: IpAddr) -> Result<(), String> {
-    in_ns(ns, move || {
-        TcpStream::connect_timeout(&SocketAddr::new(to, PORT), Duration::from_secs(2))
-            .map(|_| ())
-            .map_err(|e| format!("connect to {to}: {e}"))
-    })
+fn connect(ns: &Netns, to: IpAddr) -> Result<(), HarnessError> {
+    traffic::tcp_connect(ns.name(), SocketAddr::new(to, PORT), Duration::from_secs(2))
 }
 
 /// Connects from `from` to `to` and checks the listener saw `source`.
-fn seen_from(from: &Netns, to: IpAddr, listener: &Listener, source: IpAddr) -> Result<(), String> {
-    listener.take();
-    connect(from, to)?;
-    // The accept loop polls: give it a moment to record the peer.
-    let seen = (0..50).find_map(|_| {
-        let peers = listener.take();
-        if peers.is_empty() {
-            std::thread::sleep(Duration::from_millis(20));
-            None
-        } else {
-            Some(peers)
-        }
-    });
-    match seen {
-        Some(peers) if peers.iter().all(|p| *p == source) => Ok(()),
-        other => Err(format!("{to} saw {other:?}, wanted {source}")),
-    }
+fn seen_from(
+    from: &Netns,
+    to: IpAddr,
+    listener: &SourceRecorder,
+    source: IpAddr,
+) -> Result<(), HarnessError> {
+    listener.check_source(from.name(), SocketAddr::new(to, PORT), source)
 }
 
 struct Pod {
@@ -321,9 +255,9 @@ fn nat_outgoing_masquerades_only_traffic_leaving_the_cluster() {
         "agent never got in sync"
     );
 
-    let at_outside = Listener::start(outside);
-    let at_b = Listener::start(b);
-    let at_pod1 = Listener::start(&pods[1].ns);
+    let at_outside = listen(outside);
+    let at_b = listen(b);
+    let at_pod1 = listen(&pods[1].ns);
     let table = a
         .exec_ok(&["nft", "list", "table", "inet", "vrouter"])
         .unwrap();
@@ -392,16 +326,7 @@ fn nat_outgoing_masquerades_only_traffic_leaving_the_cluster() {
     // Flushed rules, then a deleted chain, are put back by the counters read-back (every
     // few seconds; the periodic resync is an hour away).
     let restored = || {
-        let t = a
-            .exec_ok(&[
-                "nft",
-                "list",
-                "chain",
-                "inet",
-                "vrouter",
-                "vr-nat-postrouting",
-            ])
-            .map_err(|e| e.to_string())?;
+        let t = a.exec_ok(&LIST_NAT_CHAIN).map_err(|e| e.to_string())?;
         if t.matches("masquerade").count() == 2 {
             Ok(())
         } else {
@@ -445,7 +370,7 @@ fn nat_toggle_is_an_element_change_and_a_restart_adopts() {
     };
     let mut off = on.clone();
     off.masq_pools.clear();
-    let reports = in_ns(&ns, move || {
+    let reports = ns.run(move || {
         let mut dp = NatDataplane::new().unwrap();
         dp.set_desired(on.clone());
         let first = dp.apply().unwrap();
@@ -470,21 +395,13 @@ fn nat_toggle_is_an_element_change_and_a_restart_adopts() {
         let adopted = again.apply().unwrap();
         (first, toggled, back, adopted)
     });
+    let reports = reports.unwrap();
     let (first, toggled, back, adopted) = reports;
     assert_eq!(first.objects, 7, "{first:?}");
     assert_eq!((toggled.objects, toggled.elements), (0, 1), "{toggled:?}");
     assert_eq!((back.objects, back.elements), (0, 1), "{back:?}");
     assert_eq!((adopted.objects, adopted.elements), (0, 0), "{adopted:?}");
-    let chain = ns
-        .exec_ok(&[
-            "nft",
-            "list",
-            "chain",
-            "inet",
-            "vrouter",
-            "vr-nat-postrouting",
-        ])
-        .unwrap();
+    let chain = ns.exec_ok(&LIST_NAT_CHAIN).unwrap();
     assert!(
         chain.contains("ip saddr @vr-masq-pools-4 ip daddr != @vr-all-pools-4"),
         "{chain}"

@@ -4,14 +4,10 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns: a panic is the failure report
 
-use std::path::Path;
-use std::time::Duration;
-
-use felix::agent::enter_netns;
 use felix::driver::routes::{RouteTable, RouteTarget};
 use felix::ownership::ROUTE_PROTO_AGENT;
 use ipnetwork::IpNetwork;
-use test_support::{Netns, eventually};
+use test_support::{Netns, RouteMonitor};
 
 const IFACE: &str = "vr0123456789a";
 
@@ -40,13 +36,8 @@ fn node() -> Netns {
 /// A route table whose netlink socket lives in `ns` (opened on a thread that entered it;
 /// the socket stays in that namespace whichever thread uses it afterwards).
 fn table_in(ns: &Netns) -> RouteTable {
-    let path = format!("/var/run/netns/{}", ns.name());
-    std::thread::spawn(move || {
-        enter_netns(Path::new(&path)).unwrap();
-        RouteTable::new(ROUTE_PROTO_AGENT).unwrap()
-    })
-    .join()
-    .unwrap()
+    ns.run(|| RouteTable::new(ROUTE_PROTO_AGENT).unwrap())
+        .unwrap()
 }
 
 fn proto80(ns: &Netns) -> String {
@@ -113,27 +104,8 @@ fn restart_adopts_routes_without_deleting_them() {
     first.apply().unwrap();
     drop(first);
 
-    let monitor = ns
-        .spawn(&["stdbuf", "-oL", "ip", "monitor", "route"])
-        .unwrap();
-    let log = monitor.log_path().unwrap().to_path_buf();
-    // Wait until the monitor is live: it must print a marker route (it subscribes a moment
-    // after it starts, so keep adding fresh markers until one shows up).
-    let mut live = false;
-    for i in 1..50u8 {
-        let marker = format!("10.99.0.{i}");
-        ns.ip(&["route", "add", &format!("{marker}/32"), "dev", IFACE])
-            .unwrap();
-        if eventually(Duration::from_millis(200), || {
-            std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains(&marker)
-        }) {
-            live = true;
-            break;
-        }
-    }
-    assert!(live, "ip monitor never started");
+    // Live before the restart: it has printed a marker route.
+    let monitor = RouteMonitor::start(&ns, IFACE, 1).unwrap();
 
     // A "restarted" agent: fresh table, same desired routes, datastore in sync.
     let mut second = table_in(&ns);
@@ -147,24 +119,8 @@ fn restart_adopts_routes_without_deleting_them() {
         "{report:?}"
     );
 
-    // A second marker after the restart, so everything before it has been printed.
-    ns.ip(&["route", "add", "10.99.1.1/32", "dev", IFACE])
-        .unwrap();
-    assert!(eventually(Duration::from_secs(5), || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("10.99.1.1")
-    }));
-    let events = std::fs::read_to_string(&log).unwrap();
-    let deleted: Vec<&str> = events
-        .lines()
-        .filter(|l| l.starts_with("Deleted"))
-        .collect();
-    assert!(deleted.is_empty(), "delete events on restart: {deleted:?}");
-    assert!(
-        !events.contains("10.70.0."),
-        "wanted routes were rewritten: {events}"
-    );
+    // A closing marker after the restart, so everything before it has been printed.
+    monitor.assert_untouched(200, "10.70.0.");
 }
 
 #[test]
@@ -279,13 +235,7 @@ fn proto81(ns: &Netns) -> String {
 }
 
 fn bgp_table_in(ns: &Netns) -> RouteTable {
-    let path = format!("/var/run/netns/{}", ns.name());
-    std::thread::spawn(move || {
-        enter_netns(Path::new(&path)).unwrap();
-        RouteTable::new(81).unwrap()
-    })
-    .join()
-    .unwrap()
+    ns.run(|| RouteTable::new(81).unwrap()).unwrap()
 }
 
 fn via(hops: &[&str]) -> RouteTarget {

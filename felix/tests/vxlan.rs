@@ -6,9 +6,7 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns: a panic is the failure report
 
 use std::net::Ipv4Addr;
-use std::path::Path;
 
-use felix::agent::enter_netns;
 use felix::calc::vxlan::{VtepDevice, VtepPeer, VxlanDesired};
 use felix::driver::routes::{RouteTable, RouteTarget};
 use felix::driver::vxlan::VtepTable;
@@ -30,18 +28,8 @@ fn node(underlay: &str) -> Netns {
     ns
 }
 
-fn in_ns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{}", ns.name());
-    std::thread::spawn(move || {
-        enter_netns(Path::new(&path)).unwrap();
-        f()
-    })
-    .join()
-    .unwrap()
-}
-
 fn vtep_in(ns: &Netns) -> VtepTable {
-    in_ns(ns, || VtepTable::new().unwrap())
+    ns.run(|| VtepTable::new().unwrap()).unwrap()
 }
 
 fn ip4(s: &str) -> Ipv4Addr {
@@ -293,7 +281,9 @@ fn onlink_tunnel_routes_are_programmed_and_adopted() {
     let mut vtep = vtep_in(&ns);
     vtep.set_desired(desired(&[2]));
     vtep.apply().unwrap();
-    let mut routes = in_ns(&ns, || RouteTable::new(ROUTE_PROTO_AGENT).unwrap());
+    let mut routes = ns
+        .run(|| RouteTable::new(ROUTE_PROTO_AGENT).unwrap())
+        .unwrap();
     let target = RouteTarget::OnlinkVia {
         gateway: "10.244.2.1".parse().unwrap(),
         device: VXLAN_DEVICE.to_string(),
@@ -317,7 +307,9 @@ fn onlink_tunnel_routes_are_programmed_and_adopted() {
     // Read back: nothing to repair; a restarted table adopts both.
     routes.request_resync();
     assert_eq!(routes.apply().unwrap().repaired, 0);
-    let mut again = in_ns(&ns, || RouteTable::new(ROUTE_PROTO_AGENT).unwrap());
+    let mut again = ns
+        .run(|| RouteTable::new(ROUTE_PROTO_AGENT).unwrap())
+        .unwrap();
     again.set_route("10.244.2.0/26".parse().unwrap(), target);
     again.set_route(
         "10.244.5.0/26".parse().unwrap(),

@@ -8,7 +8,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`netns`] | [`Netns`]: unique namespaces, commands inside, addresses/routes/sysctls, stale sweep |
+//! | [`netns`] | [`Netns`]: unique namespaces, commands and threads inside, addresses/routes/sysctls, stale sweep |
 //! | [`link`] | [`veth_pair`] between namespaces, [`Bridge`] with generated port names |
 //! | [`lab`] | [`Lab::star`]: switch namespace + N nodes on a per-process unique subnet |
 //! | [`process`] | [`ChildGuard`] (SIGTERM → SIGKILL → reap on drop), readiness waits, [`run_ok`] |
@@ -17,6 +17,8 @@
 //! | [`bird`], [`gobgp`], [`frr`] | [`Bird`], [`GoBgp`], [`Frr`] daemons inside a namespace |
 //! | [`etcd`] | a real etcd server or cluster |
 //! | [`proxy`] | a loopback TCP proxy that can be cut and restored (partition tests) |
+//! | [`traffic`] | TCP "ok" listeners, UDP echo, probes, [`SourceRecorder`] (NAT: the source seen) |
+//! | [`monitor`] | [`RouteMonitor`]: `ip monitor route` fenced by marker routes (no delete, no rewrite) |
 //! | [`error`] | [`HarnessError`] |
 //!
 //! # Example: BIRD and GoBGP exchange a route over a two-node underlay
@@ -63,9 +65,11 @@ pub mod frr;
 pub mod gobgp;
 pub mod lab;
 pub mod link;
+pub mod monitor;
 pub mod netns;
 pub mod process;
 pub mod proxy;
+pub mod traffic;
 
 pub use bgp_config::{BgpConfig, Neighbor};
 pub use bird::Bird;
@@ -75,8 +79,10 @@ pub use frr::Frr;
 pub use gobgp::GoBgp;
 pub use lab::{Lab, Node};
 pub use link::{Bridge, veth_pair};
-pub use netns::Netns;
+pub use monitor::RouteMonitor;
+pub use netns::{Netns, run_in};
 pub use process::{ChildGuard, run, run_ok};
+pub use traffic::SourceRecorder;
 
 use std::sync::Once;
 

@@ -1,18 +1,21 @@
 //! Throwaway Linux network namespaces ([`Netns`]): unique names per process and per call,
-//! deleted on drop (also during a panic), with helpers to run commands inside and to
-//! configure addresses, routes, links and sysctls.
+//! deleted on drop (also during a panic), with helpers to run commands inside, to run Rust
+//! code on a thread inside ([`run_in`], [`Netns::run`]) and to configure addresses, routes,
+//! links and sysctls.
 //!
 //! Names look like `vt-{prefix}-{pid}-{n}`. The `vt-` marker and the owner's PID let
 //! [`cleanup_stale`] delete what a crashed run left behind, and only that: a namespace is
 //! removed only if its owning PID no longer exists.
 
 use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
-use crate::error::{HarnessError, Result};
+use crate::error::{HarnessError, Result, io_err};
 use crate::eventually::{Attempt, poll};
 use crate::process::{ChildGuard, check_output, command_line, run, run_ok};
 
@@ -81,6 +84,16 @@ impl Netns {
     /// The namespace's name, as `ip netns` knows it.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// The namespace's file (see [`netns_path`]).
+    pub fn path(&self) -> PathBuf {
+        netns_path(self.name())
+    }
+
+    /// Runs `f` on a thread inside this namespace (see [`run_in`]).
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        run_in(self.name(), f)
     }
 
     /// A [`Command`] that runs `program` inside the namespace (`ip netns exec NAME program`).
@@ -233,6 +246,34 @@ impl Drop for NetnsInner {
     fn drop(&mut self) {
         delete_namespace(&self.name);
     }
+}
+
+/// Where `ip netns` keeps the namespace called `name`: the file `setns(2)` opens.
+pub fn netns_path(name: &str) -> PathBuf {
+    PathBuf::from(format!("/var/run/netns/{name}"))
+}
+
+/// Runs `f` on a new thread that entered the namespace called `name` and returns its result.
+/// Sockets `f` opens belong to that namespace, also when other threads use them later. A
+/// panic in `f` is resumed in the caller.
+pub fn run_in<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let path = netns_path(name);
+    let thread = std::thread::Builder::new()
+        .name(format!("in-{name}"))
+        .spawn(move || -> Result<T> {
+            let file =
+                std::fs::File::open(&path).map_err(io_err(format!("open {}", path.display())))?;
+            rustix::thread::move_into_link_name_space(
+                file.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .map_err(|e| io_err(format!("setns {}", path.display()))(e.into()))?;
+            Ok(f())
+        })
+        .map_err(io_err("spawn a thread"))?;
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// SIGKILLs whatever still runs inside namespace `name`, then deletes it.

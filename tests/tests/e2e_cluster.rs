@@ -17,32 +17,16 @@
 mod e2e_support;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use cli::lab::Lab;
-use cli::lab::reachability::{Cell, Matrix};
-use e2e_support::{block_of, dump_logs, ip_allocated, parse_route, routes, spec, vrctl};
+use cli::lab::reachability::Cell;
+use e2e_support::{
+    CONVERGE, all_reachable, block_of, ip_allocated, parse_route, routes, spec, vrctl,
+};
 use test_support::assert_eventually;
 
-/// Generous bound for BGP convergence and policy programming (polled; no timing asserted).
-const CONVERGE: Duration = Duration::from_secs(60);
-
-fn all_reachable(lab: &Lab) -> Result<Matrix, String> {
-    let m = lab.measure().map_err(|e| format!("{e:#}"))?;
-    if m.all_reachable() {
-        Ok(m)
-    } else {
-        Err(format!("unreachable: {:?}", m.failures()))
-    }
-}
-
 fn up(tag: &str, nodes: usize, pods: usize) -> Lab {
-    let lab = Lab::up(&spec(tag, nodes, pods)).unwrap();
-    if let Err(e) = test_support::eventually::poll_probe(CONVERGE, || all_reachable(&lab)) {
-        dump_logs(&lab);
-        panic!("lab {} never became fully reachable: {e}", lab.state().lab);
-    }
-    lab
+    e2e_support::up(&spec(tag, nodes, pods))
 }
 
 #[test]
@@ -220,11 +204,7 @@ fn deleted_pod_is_unreachable_and_released_new_pod_on_another_node_is_routed() {
 fn route_reflector_lab_mesh_off_full_reachability() {
     let mut spec = spec("r", 3, 1);
     spec.reflectors = 1;
-    let lab = Lab::up(&spec).unwrap();
-    if let Err(e) = test_support::eventually::poll_probe(CONVERGE, || all_reachable(&lab)) {
-        dump_logs(&lab);
-        panic!("reflector lab never became fully reachable: {e}");
-    }
+    let lab = e2e_support::up(&spec);
     // Routes are learned through the reflector (mesh off): each node's BGP routes name the
     // originating node as next hop, and no node peers with another node directly.
     let state = lab.state().clone();

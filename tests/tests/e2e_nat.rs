@@ -16,113 +16,33 @@
 
 mod e2e_support;
 
-use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use cli::lab::{self, Lab, underlay};
-use e2e_support::{dump_logs, ip, spec};
-use test_support::Netns;
+use cli::lab::{self, underlay};
+use e2e_support::{dump_logs, ip, spec, up};
+use test_support::{HarnessError, Netns, SourceRecorder, traffic};
 
-const CONVERGE: Duration = Duration::from_secs(60);
 const WAIT: Duration = Duration::from_secs(30);
 const PORT: u16 = 8098;
 
-fn enter(ns: &str) {
-    let file = File::open(format!("/run/netns/{ns}")).unwrap();
-    rustix::thread::move_into_link_name_space(
-        file.as_fd(),
-        Some(rustix::thread::LinkNameSpaceType::Network),
-    )
-    .unwrap();
+/// A listener on `0.0.0.0:PORT` in namespace `ns` recording the source of every connection.
+fn listen(ns: &str) -> SourceRecorder {
+    SourceRecorder::start(ns, SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT))).unwrap()
 }
 
-/// A TCP listener on `0.0.0.0:PORT` in namespace `ns` recording every peer address.
-struct Listener {
-    peers: Arc<Mutex<Vec<IpAddr>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Listener {
-    fn start(ns: &str) -> Listener {
-        let ns = ns.to_string();
-        let peers = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (p, s) = (Arc::clone(&peers), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            enter(&ns);
-            let listener = TcpListener::bind(("0.0.0.0", PORT)).unwrap();
-            listener.set_nonblocking(true).unwrap();
-            ready_tx.send(()).unwrap();
-            while !s.load(Ordering::Acquire) {
-                match listener.accept() {
-                    Ok((_stream, peer)) => p.lock().unwrap().push(peer.ip()),
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        });
-        ready_rx.recv().unwrap();
-        Listener {
-            peers,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn take(&self) -> Vec<IpAddr> {
-        std::mem::take(&mut *self.peers.lock().unwrap())
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn connect(ns: &str, to: Ipv4Addr) -> Result<(), String> {
-    let ns = ns.to_string();
-    std::thread::spawn(move || {
-        enter(&ns);
-        TcpStream::connect_timeout(&SocketAddr::new(to.into(), PORT), Duration::from_secs(2))
-            .map(|_| ())
-            .map_err(|e| format!("{ns} -> {to}: {e}"))
-    })
-    .join()
-    .unwrap()
+fn connect(ns: &str, to: Ipv4Addr) -> Result<(), HarnessError> {
+    traffic::tcp_connect(ns, SocketAddr::from((to, PORT)), Duration::from_secs(2))
 }
 
 /// Connects from pod `from` to `to` and checks the listener saw exactly `source`.
 fn seen_from(
     from: &str,
     to: Ipv4Addr,
-    listener: &Listener,
+    listener: &SourceRecorder,
     source: Ipv4Addr,
-) -> Result<(), String> {
-    listener.take();
-    connect(from, to)?;
-    let seen = (0..50).find_map(|_| {
-        let peers = listener.take();
-        if peers.is_empty() {
-            std::thread::sleep(Duration::from_millis(20));
-            None
-        } else {
-            Some(peers)
-        }
-    });
-    match seen {
-        Some(peers) if peers.iter().all(|p| *p == IpAddr::V4(source)) => Ok(()),
-        other => Err(format!("{to} saw {other:?}, wanted {source}")),
-    }
+) -> Result<(), HarnessError> {
+    listener.check_source(from, SocketAddr::from((to, PORT)), source.into())
 }
 
 fn pool_yaml(state: &lab::state::State, nat: bool, vxlan: &str) -> String {
@@ -142,18 +62,7 @@ fn mtu(ns: &str, dev: &str) -> u32 {
 
 #[test]
 fn nat_outgoing_and_pod_mtu_on_the_lab() {
-    let mut lab = Lab::up(&spec("o", 2, 1)).unwrap();
-    if let Err(e) = test_support::eventually::poll_probe(CONVERGE, || {
-        let m = lab.measure().map_err(|e| format!("{e:#}"))?;
-        if m.all_reachable() {
-            Ok(())
-        } else {
-            Err(format!("unreachable: {:?}", m.failures()))
-        }
-    }) {
-        dump_logs(&lab);
-        panic!("lab never became fully reachable: {e}");
-    }
+    let mut lab = up(&spec("o", 2, 1));
     let state = lab.state().clone();
     let (n0, n1) = (&state.nodes[0], &state.nodes[1]);
     let p0 = state
@@ -197,8 +106,8 @@ fn nat_outgoing_and_pod_mtu_on_the_lab() {
         .add_addr("eth0", &format!("{outside_ip}/24"))
         .unwrap();
     outside.set_up("eth0").unwrap();
-    let at_outside = Listener::start(outside.name());
-    let at_p1 = Listener::start(&p1.name);
+    let at_outside = listen(outside.name());
+    let at_p1 = listen(&p1.name);
     let p1_ip = p1.ip.unwrap();
     let p0_ip = p0.ip.unwrap();
 
@@ -228,7 +137,7 @@ fn nat_outgoing_and_pod_mtu_on_the_lab() {
         "the outside accepted a pod-sourced connection: {accepted:?}"
     );
     seen_from(&p0.name, p1_ip, &at_p1, p0_ip).unwrap();
-    seen_from(&p1.name, p0_ip, &Listener::start(&p0.name), p1_ip).unwrap();
+    seen_from(&p1.name, p0_ip, &listen(&p0.name), p1_ip).unwrap();
 
     // MTU: the underlay's for the native pool, 50 less for a VXLAN pool's new pod.
     let underlay_mtu = mtu(&n0.name, underlay::NODE_DEV);

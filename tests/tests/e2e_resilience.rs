@@ -20,29 +20,9 @@ use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use cli::lab::{Lab, process};
-use e2e_support::{block_of, dump_logs, parse_route, routes, spec, vrctl};
+use cli::lab::process;
+use e2e_support::{CONVERGE, all_reachable, block_of, parse_route, routes, spec, up, vrctl};
 use test_support::assert_eventually;
-
-const CONVERGE: Duration = Duration::from_secs(60);
-
-fn all_reachable(lab: &Lab) -> Result<(), String> {
-    let m = lab.measure().map_err(|e| format!("{e:#}"))?;
-    if m.all_reachable() {
-        Ok(())
-    } else {
-        Err(format!("unreachable: {:?}", m.failures()))
-    }
-}
-
-fn up(spec: cli::lab::LabSpec) -> Lab {
-    let lab = Lab::up(&spec).unwrap();
-    if let Err(e) = test_support::eventually::poll_probe(CONVERGE, || all_reachable(&lab)) {
-        dump_logs(&lab);
-        panic!("lab {} never became fully reachable: {e}", lab.state().lab);
-    }
-    lab
-}
 
 /// A background process killed (and reaped) on drop.
 struct Bg(Child);
@@ -143,7 +123,7 @@ fn kernel_state(ns: &str) -> String {
 
 #[test]
 fn vrouterd_sigkill_and_restart_loses_no_packets() {
-    let mut lab = up(spec("k", 3, 2));
+    let mut lab = up(&spec("k", 3, 2));
     let state = lab.state().clone();
     let (n0, n1) = (state.nodes[0].name.clone(), state.nodes[1].name.clone());
     let src = state.pods.iter().find(|p| p.node == n0).unwrap().clone();
@@ -184,7 +164,7 @@ fn vrouterd_sigkill_and_restart_loses_no_packets() {
 
 #[test]
 fn etcd_outage_keeps_traffic_and_kernel_state_and_policy_works_after() {
-    let mut lab = up(spec("e", 3, 2));
+    let mut lab = up(&spec("e", 3, 2));
     let state = lab.state().clone();
     let nodes: Vec<String> = state.nodes.iter().map(|n| n.name.clone()).collect();
     let pods = state.pods.clone();
@@ -271,7 +251,7 @@ spec:
 "
         .to_string(),
     );
-    let lab = up(spec);
+    let lab = up(&spec);
     let state = lab.state().clone();
     let cut = &state.nodes[2];
     let mut blocks: Vec<String> = state

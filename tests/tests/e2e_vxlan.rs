@@ -24,17 +24,16 @@
 mod e2e_support;
 
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::fd::AsFd;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cli::lab::{self, Lab};
 use datastore::resource::Resource;
-use e2e_support::{block_of, dump_logs, ip, routes, runtime, spec};
+use e2e_support::{CONVERGE, all_reachable, block_of, dump_logs, ip, routes, runtime, spec};
+use test_support::traffic;
 
-const CONVERGE: Duration = Duration::from_secs(60);
 const DEVICE: &str = "vxlan.vrouter";
 
 fn pool_yaml(state: &lab::state::State, vxlan: &str) -> String {
@@ -84,30 +83,10 @@ fn split_by_subnet(lab: &Lab, subnet_of: &dyn Fn(&str) -> usize) -> Result<(), S
     }
 }
 
-fn all_reachable(lab: &Lab) -> Result<(), String> {
-    let m = lab.measure().map_err(|e| format!("{e:#}"))?;
-    if m.all_reachable() {
-        Ok(())
-    } else {
-        Err(format!("unreachable: {:?}", m.failures()))
-    }
-}
-
 /// A TCP connection from namespace `from` to `to:port` (the lab pods' listeners).
 fn connect(from: &str, to: Ipv4Addr, port: u16) {
-    let from = from.to_string();
-    std::thread::spawn(move || {
-        let file = File::open(format!("/run/netns/{from}")).unwrap();
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .unwrap();
-        TcpStream::connect_timeout(&SocketAddr::new(to.into(), port), Duration::from_secs(3))
-            .unwrap_or_else(|e| panic!("{from} -> {to}: {e}"));
-    })
-    .join()
-    .unwrap();
+    traffic::tcp_connect(from, SocketAddr::from((to, port)), Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// tcpdump on a node's underlay interface, text output in a file; killed when dropped.

@@ -5,9 +5,7 @@
 
 #![allow(dead_code)] // each including test uses a different part
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsFd;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use felix::calc::LocalEndpoint;
@@ -15,27 +13,11 @@ use felix::nft::{PolicyDataplane, PolicyState};
 use policy::model::EndpointId;
 use policy::rule::Protocol;
 use policy::{Flow, Model, Peer, Verdict};
-use test_support::{Netns, veth_pair};
+use test_support::{Netns, traffic, veth_pair};
 
 pub(crate) const TCP_PORTS: [u16; 3] = [80, 5432, 8080];
 pub(crate) const UDP_PORT: u16 = 53;
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_millis(600);
-
-/// Runs `f` on a thread inside `ns`'s network namespace.
-pub(crate) fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{}", ns.name());
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("netns file");
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
-        f()
-    })
-    .join()
-    .expect("netns thread")
-}
 
 pub(crate) struct Pod {
     pub(crate) ns: Netns,
@@ -131,7 +113,9 @@ impl Lab {
     }
 
     pub(crate) fn dataplane(&self) -> PolicyDataplane {
-        in_netns(&self.node, || PolicyDataplane::new().expect("dataplane"))
+        self.node
+            .run(|| PolicyDataplane::new().expect("dataplane"))
+            .expect("netns")
     }
 
     pub(crate) fn nft(&self, args: &[&str]) -> String {
@@ -147,27 +131,16 @@ impl Lab {
 
 /// Listeners for every probed port, served on detached threads for the life of the test.
 pub(crate) fn serve(ns: &Netns) {
-    let (tcp, udp) = in_netns(ns, || {
-        let tcp: Vec<TcpListener> = TCP_PORTS
-            .iter()
-            .map(|p| TcpListener::bind(("0.0.0.0", *p)).expect("tcp listen"))
-            .collect();
-        let udp = UdpSocket::bind(("0.0.0.0", UDP_PORT)).expect("udp bind");
-        (tcp, udp)
-    });
-    for l in tcp {
-        std::thread::spawn(move || {
-            for mut s in l.incoming().flatten() {
-                let _ = s.write_all(b"ok");
-            }
-        });
-    }
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 64];
-        while let Ok((n, from)) = udp.recv_from(&mut buf) {
-            let _ = udp.send_to(&buf[..n], from);
-        }
-    });
+    let tcp: Vec<SocketAddr> = TCP_PORTS
+        .iter()
+        .map(|p| SocketAddr::from((Ipv4Addr::UNSPECIFIED, *p)))
+        .collect();
+    traffic::serve_tcp_ok(ns.name(), &tcp).expect("tcp listen");
+    traffic::serve_udp_echo(
+        ns.name(),
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, UDP_PORT)),
+    )
+    .expect("udp bind");
 }
 
 /// One probe: a TCP connection (reads "ok") or a UDP round trip, from `src` (optionally
@@ -186,25 +159,12 @@ pub(crate) fn reach(
     to: SocketAddr,
     protocol: Protocol,
 ) -> bool {
-    in_netns(ns, move || {
-        if protocol == Protocol::TCP {
-            let Ok(mut s) = TcpStream::connect_timeout(&to, PROBE_TIMEOUT) else {
-                return false;
-            };
-            let _ = s.set_read_timeout(Some(PROBE_TIMEOUT));
-            let mut buf = Vec::new();
-            s.read_to_end(&mut buf).is_ok() && buf == b"ok"
-        } else {
-            let bind = from.unwrap_or(Ipv4Addr::UNSPECIFIED);
-            let s = UdpSocket::bind((bind, 0)).expect("udp client");
-            let _ = s.set_read_timeout(Some(PROBE_TIMEOUT));
-            if s.send_to(b"ping", to).is_err() {
-                return false;
-            }
-            let mut buf = [0u8; 16];
-            matches!(s.recv_from(&mut buf), Ok((4, _)))
-        }
-    })
+    if protocol == Protocol::TCP {
+        traffic::tcp_ok(ns.name(), to, PROBE_TIMEOUT).expect("netns")
+    } else {
+        let from = from.unwrap_or(Ipv4Addr::UNSPECIFIED).into();
+        traffic::udp_echo(ns.name(), from, to, PROBE_TIMEOUT).expect("udp client")
+    }
 }
 
 /// Runs probes concurrently; returns whether each got through.

@@ -1,9 +1,15 @@
-//! Shared by the `e2e_*` tests: unique lab names, lab specs, kernel route probes.
+//! Shared by the `e2e_*` tests: unique lab names, lab specs, a lab brought up to full
+//! reachability, kernel route probes.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::process::Command;
+use std::time::Duration;
 
+use cli::lab::reachability::Matrix;
 use cli::lab::{Lab, LabSpec};
+
+/// Generous bound for BGP convergence and policy programming (polled; no timing asserted).
+pub const CONVERGE: Duration = Duration::from_secs(60);
 
 /// A lab name unique to this test process and `tag` (one letter per test): `vt-<tag><pid>`.
 /// The `vt-` prefix makes `make test`'s leftover check catch namespaces a test forgot.
@@ -15,6 +21,28 @@ pub fn lab_name(tag: &str) -> String {
 /// named after the lab under /run/vrouter-lab.
 pub fn spec(tag: &str, nodes: usize, pods: usize) -> LabSpec {
     LabSpec::new(&lab_name(tag), nodes, pods)
+}
+
+/// Measures the lab's reachability matrix; `Err` lists the pairs that cannot reach each
+/// other.
+pub fn all_reachable(lab: &Lab) -> Result<Matrix, String> {
+    let m = lab.measure().map_err(|e| format!("{e:#}"))?;
+    if m.all_reachable() {
+        Ok(m)
+    } else {
+        Err(format!("unreachable: {:?}", m.failures()))
+    }
+}
+
+/// Brings up a lab and waits (up to [`CONVERGE`]) until every pod reaches every other; on
+/// failure prints the daemon logs and panics.
+pub fn up(spec: &LabSpec) -> Lab {
+    let lab = Lab::up(spec).unwrap();
+    if let Err(e) = test_support::eventually::poll_probe(CONVERGE, || all_reachable(&lab)) {
+        dump_logs(&lab);
+        panic!("lab {} never became fully reachable: {e}", lab.state().lab);
+    }
+    lab
 }
 
 /// `ip -n <ns> args…` stdout (panics on failure).
