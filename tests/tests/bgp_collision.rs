@@ -17,62 +17,16 @@
 
 mod bgp_support;
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use bgp_support::{CLUSTER_AS, Vrouter, config, netns_path, peer};
-use test_support::{Lab, Node, assert_eventually};
-
-fn in_netns<T: Send + 'static>(node: &Node, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = netns_path(node);
-    std::thread::spawn(move || {
-        let ns = File::open(path).unwrap();
-        rustix::thread::move_into_link_name_space(
-            ns.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .unwrap();
-        f()
-    })
-    .join()
-    .unwrap()
-}
-
-fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![0xff; 16];
-    out.extend_from_slice(&u16::try_from(19 + body.len()).unwrap().to_be_bytes());
-    out.push(kind);
-    out.extend_from_slice(body);
-    out
-}
-
-fn open(id: Ipv4Addr) -> Vec<u8> {
-    let caps = [
-        2, 6, 1, 4, 0, 1, 0, 1, // MP IPv4 unicast
-        2, 6, 65, 4, 0, 0, 0xfc, 0, // 4-octet AS 64512
-    ];
-    let mut body = vec![4, 0xfc, 0, 0, 90];
-    body.extend_from_slice(&id.octets());
-    body.push(u8::try_from(caps.len()).unwrap());
-    body.extend_from_slice(&caps);
-    msg(1, &body)
-}
+use bgp_support::{CLUSTER_AS, Vrouter, config, peer, raw_message, raw_open, read_raw};
+use test_support::{Lab, assert_eventually};
 
 /// Reads one message type; 0 when the connection closed.
 fn read_type(stream: &mut TcpStream) -> u8 {
-    let mut header = [0u8; 19];
-    if stream.read_exact(&mut header).is_err() {
-        return 0;
-    }
-    let len = usize::from(u16::from_be_bytes([header[16], header[17]]));
-    let mut body = vec![0u8; len - 19];
-    if stream.read_exact(&mut body).is_err() {
-        return 0;
-    }
-    header[18]
+    read_raw(stream).0
 }
 
 #[test]
@@ -80,7 +34,9 @@ fn a_collision_with_a_pending_session_back_in_active_is_settled_once() {
     let lab = Lab::star(2).unwrap();
     let (r, v) = (lab.node(0).clone(), lab.node(1).clone());
     let (r_ip, v_ip) = (r.ip(), v.ip());
-    let listener = in_netns(&r, move || TcpListener::bind((r_ip, 179)).unwrap());
+    let listener = r
+        .run(move || TcpListener::bind((r_ip, 179)).unwrap())
+        .unwrap();
     listener.set_nonblocking(true).unwrap();
 
     let mut cfg = config(&v, CLUSTER_AS);
@@ -108,9 +64,9 @@ fn a_collision_with_a_pending_session_back_in_active_is_settled_once() {
 
     // 2. The peer's connection: the pending side of a collision.
     let to = SocketAddr::new(v_ip.into(), 179);
-    let mut b = in_netns(&r, move || {
-        TcpStream::connect_timeout(&to, Duration::from_secs(5)).unwrap()
-    });
+    let mut b = r
+        .run(move || TcpStream::connect_timeout(&to, Duration::from_secs(5)).unwrap())
+        .unwrap();
     b.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     assert_eq!(
         read_type(&mut b),
@@ -124,8 +80,8 @@ fn a_collision_with_a_pending_session_back_in_active_is_settled_once() {
     std::thread::sleep(Duration::from_millis(500));
 
     // 4. The first connection completes.
-    a.write_all(&open(r_ip)).unwrap();
-    a.write_all(&msg(4, &[])).unwrap();
+    a.write_all(&raw_open(r_ip)).unwrap();
+    a.write_all(&raw_message(4, &[])).unwrap();
     loop {
         match read_type(&mut a) {
             4 => break,
@@ -136,7 +92,7 @@ fn a_collision_with_a_pending_session_back_in_active_is_settled_once() {
     assert_eventually!(vr.established(r_ip.into()));
     // Still the same session and still answering (a stack overflow would have aborted the
     // process; a wrong winner would have closed A).
-    a.write_all(&msg(4, &[])).unwrap();
+    a.write_all(&raw_message(4, &[])).unwrap();
     vr.established(r_ip.into()).unwrap();
     drop(a);
     drop(listener);

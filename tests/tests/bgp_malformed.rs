@@ -17,33 +17,23 @@
 
 mod bgp_support;
 
-use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::fd::AsFd;
 use std::time::Duration;
 
-use bgp_support::{CLUSTER_AS, Vrouter, config, netns_path, peer};
+use bgp_support::{CLUSTER_AS, Vrouter, config, peer, raw_message, raw_open, read_raw};
 use test_support::{Lab, Node, assert_eventually};
 
 const ORIGIN: [u8; 4] = [0x40, 1, 1, 0];
 const AS_PATH: [u8; 3] = [0x40, 2, 0];
 const LOCAL_PREF: [u8; 7] = [0x40, 5, 4, 0, 0, 0, 100];
 
-fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![0xff; 16];
-    out.extend_from_slice(&u16::try_from(19 + body.len()).unwrap().to_be_bytes());
-    out.push(kind);
-    out.extend_from_slice(body);
-    out
-}
-
 fn update(attrs: &[u8], nlri: &[u8]) -> Vec<u8> {
     let mut body = vec![0, 0];
     body.extend_from_slice(&u16::try_from(attrs.len()).unwrap().to_be_bytes());
     body.extend_from_slice(attrs);
     body.extend_from_slice(nlri);
-    msg(2, &body)
+    raw_message(2, &body)
 }
 
 fn next_hop(ip: Ipv4Addr) -> Vec<u8> {
@@ -60,34 +50,16 @@ struct RawPeer {
 impl RawPeer {
     /// Connects from inside `node`'s namespace and brings the session to Established.
     fn establish(node: &Node, to: SocketAddr) -> RawPeer {
-        let path = netns_path(node);
-        let stream = std::thread::spawn(move || {
-            let ns = File::open(path).unwrap();
-            rustix::thread::move_into_link_name_space(
-                ns.as_fd(),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )
+        let stream = node
+            .run(move || TcpStream::connect_timeout(&to, Duration::from_secs(5)).unwrap())
             .unwrap();
-            TcpStream::connect_timeout(&to, Duration::from_secs(5)).unwrap()
-        })
-        .join()
-        .unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         let mut peer = RawPeer { stream };
-        let id = node.ip().octets();
-        let caps = [
-            2, 6, 1, 4, 0, 1, 0, 1, // MP IPv4 unicast
-            2, 6, 65, 4, 0, 0, 0xfc, 0, // 4-octet AS 64512
-        ];
-        let mut open = vec![4, 0xfc, 0, 0, 90];
-        open.extend_from_slice(&id);
-        open.push(u8::try_from(caps.len()).unwrap());
-        open.extend_from_slice(&caps);
-        peer.send(&msg(1, &open));
+        peer.send(&raw_open(node.ip()));
         assert_eq!(peer.read().0, 1, "expected the speaker's OPEN");
-        peer.send(&msg(4, &[]));
+        peer.send(&raw_message(4, &[]));
         loop {
             if peer.read().0 == 4 {
                 break;
@@ -102,16 +74,7 @@ impl RawPeer {
 
     /// Reads one message: (type, body). Type 0 means the connection closed.
     fn read(&mut self) -> (u8, Vec<u8>) {
-        let mut header = [0u8; 19];
-        if self.stream.read_exact(&mut header).is_err() {
-            return (0, Vec::new());
-        }
-        let len = usize::from(u16::from_be_bytes([header[16], header[17]]));
-        let mut body = vec![0u8; len - 19];
-        if self.stream.read_exact(&mut body).is_err() {
-            return (0, Vec::new());
-        }
-        (header[18], body)
+        read_raw(&mut self.stream)
     }
 
     /// Reads until a NOTIFICATION arrives; returns (code, subcode) and checks the close.
@@ -201,7 +164,7 @@ fn invalid_network_field_resets_the_session_with_3_10() {
 #[test]
 fn bad_marker_resets_the_session_with_1_1() {
     let (_lab, _vr, mut raw) = setup();
-    let mut bad = msg(4, &[]);
+    let mut bad = raw_message(4, &[]);
     bad[0] = 0;
     raw.send(&bad);
     assert_eq!(raw.notification(), (1, 1));

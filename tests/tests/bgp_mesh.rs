@@ -19,84 +19,40 @@ mod bgp_support;
 use std::time::Duration;
 
 use bgp::speaker::Shutdown;
-use bgp::speaker::cluster::{ClusterAgent, ClusterOptions, Launch};
-use bgp::speaker::netns::FibChoice;
-use bgp_support::{config, kernel_route, netns_path, runtime};
-use datastore::etcd::{EtcdConfig, Store};
-use datastore::ipam::block::AllocationBlock;
-use datastore::keys::ipam_block_key;
-use datastore::resource::document::parse_documents;
-use datastore::resource_store::{ResourceStore, Verb};
-use ipnetwork::IpNetwork;
+use bgp_support::{
+    apply, claim_block, cluster_agents, etcd_store, kernel_route, no_kernel_route, node_yaml,
+    release_block, runtime,
+};
 use test_support::etcd::Etcd;
 use test_support::{Lab, assert_eventually};
-
-fn apply(store: &Store, yaml: &str) {
-    let resources = parse_documents(yaml).unwrap();
-    runtime()
-        .block_on(ResourceStore::new(store.clone()).write(Verb::Apply, &resources))
-        .unwrap();
-}
-
-fn claim_block(store: &Store, cidr: &str, node: &str) {
-    let cidr: IpNetwork = cidr.parse().unwrap();
-    let block = AllocationBlock::new(cidr, Some(node)).unwrap();
-    runtime()
-        .block_on(store.create(&ipam_block_key(&cidr), block.to_json()))
-        .unwrap();
-}
-
-fn no_route(node: &test_support::Node, prefix: &str) -> Result<(), String> {
-    match kernel_route(node, prefix) {
-        Ok(line) => Err(format!("{} still has {line}", node.name())),
-        Err(_) => Ok(()),
-    }
-}
 
 #[test]
 fn three_node_mesh_from_etcd_converges() {
     test_support::trace_init();
     let etcd = Etcd::start().unwrap();
-    let store = runtime()
-        .block_on(Store::connect(&EtcdConfig::new([etcd.endpoint()])))
-        .unwrap();
+    let store = etcd_store(&etcd);
     let lab = Lab::star(3).unwrap();
-    let mut yaml = String::new();
-    for (i, node) in lab.nodes().iter().enumerate() {
-        yaml.push_str(&format!(
-            "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: node{i}}}\n\
-             spec: {{bgp: {{ipv4Address: {}/24}}}}\n---\n",
-            node.ip()
-        ));
-    }
+    let yaml: String = lab
+        .nodes()
+        .iter()
+        .enumerate()
+        .map(|(i, node)| node_yaml(&format!("node{i}"), node.ip()))
+        .collect();
     apply(&store, &yaml);
     for i in 0..3 {
         claim_block(&store, &format!("10.244.{i}.0/26"), &format!("node{i}"));
     }
 
-    let agents: Vec<ClusterAgent> = lab
-        .nodes()
-        .iter()
-        .enumerate()
-        .map(|(i, node)| {
-            let _guard = runtime().enter();
-            ClusterAgent::spawn(
-                store.clone(),
-                ClusterOptions {
-                    node_name: format!("node{i}"),
-                    base: config(node, 0),
-                    launch: Launch::Netns(netns_path(node), FibChoice::Kernel),
-                    secrets: None,
-                },
-            )
-        })
-        .collect();
+    let agents = cluster_agents(&store, lab.nodes());
 
     for (i, node) in lab.nodes().iter().enumerate() {
         for (j, owner) in lab.nodes().iter().enumerate() {
             let prefix = format!("10.244.{j}.0/26");
             if i == j {
-                assert!(no_route(node, &prefix).is_ok(), "own block is not learned");
+                assert!(
+                    no_kernel_route(node, &prefix).is_ok(),
+                    "own block is not learned"
+                );
                 continue;
             }
             let line = assert_eventually!(kernel_route(node, &prefix));
@@ -113,13 +69,9 @@ fn three_node_mesh_from_etcd_converges() {
     for node in &lab.nodes()[1..] {
         assert_eventually!(kernel_route(node, "10.244.10.0/26"));
     }
-    let key = ipam_block_key(&"10.244.10.0/26".parse().unwrap());
-    let kv = runtime().block_on(store.get(&key)).unwrap().unwrap();
-    runtime()
-        .block_on(store.delete(&key, kv.mod_revision))
-        .unwrap();
+    release_block(&store, "10.244.10.0/26");
     for node in &lab.nodes()[1..] {
-        assert_eventually!(no_route(node, "10.244.10.0/26"));
+        assert_eventually!(no_kernel_route(node, "10.244.10.0/26"));
     }
 
     // Mesh off: sessions go, and with them the learned routes.
@@ -132,7 +84,7 @@ fn three_node_mesh_from_etcd_converges() {
         for j in 0..3 {
             assert_eventually!(
                 timeout = Duration::from_secs(30),
-                no_route(node, &format!("10.244.{j}.0/26"))
+                no_kernel_route(node, &format!("10.244.{j}.0/26"))
             );
         }
     }

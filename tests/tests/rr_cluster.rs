@@ -21,48 +21,22 @@
 
 mod bgp_support;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use bgp::fsm::State;
-use bgp::speaker::cluster::{ClusterAgent, ClusterOptions, Launch};
-use bgp::speaker::netns::FibChoice;
-use bgp::speaker::{MemoryFib, Shutdown};
-use bgp_support::{config, kernel_route, netns_path, runtime};
-use datastore::etcd::{EtcdConfig, Store};
-use datastore::ipam::block::AllocationBlock;
-use datastore::keys::ipam_block_key;
-use datastore::resource::document::parse_documents;
-use datastore::resource_store::{ResourceStore, Verb};
-use ipnetwork::IpNetwork;
+use bgp::speaker::Shutdown;
+use bgp::speaker::cluster::ClusterAgent;
+use bgp_support::{
+    apply, claim_block, cluster_agents, etcd_store, kernel_route, no_kernel_route, node_yaml,
+    release_block, runtime, start_reflector,
+};
 use reflector::Reflector;
-use reflector::config::{Cli, FileConfig, resolve};
 use test_support::etcd::Etcd;
 use test_support::{Lab, assert_eventually};
 
 const NODES: usize = 6;
-const CLUSTER_ID: &str = "10.255.0.1";
-
-fn apply(store: &Store, yaml: &str) {
-    let resources = parse_documents(yaml).unwrap();
-    runtime()
-        .block_on(ResourceStore::new(store.clone()).write(Verb::Apply, &resources))
-        .unwrap();
-}
-
-fn start_reflector(store: &Store, etcd: &Etcd, node: &test_support::Node) -> Reflector {
-    let cli = Cli {
-        router_id: Some(node.ip().to_string()),
-        cluster_id: Some(CLUSTER_ID.to_string()),
-        etcd_endpoints: Some(etcd.endpoint()),
-        ..Cli::default()
-    };
-    let config = resolve(cli, FileConfig::default()).unwrap();
-    let launch = Launch::Netns(netns_path(node), FibChoice::Memory(MemoryFib::new()));
-    runtime()
-        .block_on(Reflector::start(&config, store.clone(), launch))
-        .unwrap()
-}
+const CLUSTER_ID: Ipv4Addr = Ipv4Addr::new(10, 255, 0, 1);
 
 /// Probe: `node`'s session with `peer` is Established and holds `routes` routes from it.
 fn synced(agent: &ClusterAgent, peer: IpAddr, routes: usize) -> Result<(), String> {
@@ -95,9 +69,7 @@ fn not_established(agent: &ClusterAgent, peer: IpAddr) -> Result<(), String> {
 fn six_nodes_two_reflectors_survive_losing_one() {
     test_support::trace_init();
     let etcd = Etcd::start().unwrap();
-    let store = runtime()
-        .block_on(Store::connect(&EtcdConfig::new([etcd.endpoint()])))
-        .unwrap();
+    let store = etcd_store(&etcd);
     let lab = Lab::star(NODES + 2).unwrap();
     let (nodes, rrs) = lab.nodes().split_at(NODES);
 
@@ -113,41 +85,18 @@ fn six_nodes_two_reflectors_survive_losing_one() {
         ));
     }
     for (i, node) in nodes.iter().enumerate() {
-        yaml.push_str(&format!(
-            "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: node{i}}}\n\
-             spec: {{bgp: {{ipv4Address: {}/24}}}}\n---\n",
-            node.ip()
-        ));
+        yaml.push_str(&node_yaml(&format!("node{i}"), node.ip()));
     }
     apply(&store, &yaml);
     for i in 0..NODES {
-        let cidr: IpNetwork = format!("10.244.{i}.0/26").parse().unwrap();
-        let block = AllocationBlock::new(cidr, Some(&format!("node{i}"))).unwrap();
-        runtime()
-            .block_on(store.create(&ipam_block_key(&cidr), block.to_json()))
-            .unwrap();
+        claim_block(&store, &format!("10.244.{i}.0/26"), &format!("node{i}"));
     }
 
     let mut reflectors: Vec<Option<Reflector>> = rrs
         .iter()
-        .map(|rr| Some(start_reflector(&store, &etcd, rr)))
+        .map(|rr| Some(start_reflector(&store, &etcd, rr, CLUSTER_ID)))
         .collect();
-    let agents: Vec<ClusterAgent> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| {
-            let _guard = runtime().enter();
-            ClusterAgent::spawn(
-                store.clone(),
-                ClusterOptions {
-                    node_name: format!("node{i}"),
-                    base: config(node, 0),
-                    launch: Launch::Netns(netns_path(node), FibChoice::Kernel),
-                    secrets: None,
-                },
-            )
-        })
-        .collect();
+    let agents = cluster_agents(&store, nodes);
 
     // 1. Every block everywhere, via its owner.
     for (i, node) in nodes.iter().enumerate() {
@@ -209,7 +158,7 @@ fn six_nodes_two_reflectors_survive_losing_one() {
     }
 
     // 4. Restart it: every node re-syncs with it.
-    reflectors[0] = Some(start_reflector(&store, &etcd, &rrs[0]));
+    reflectors[0] = Some(start_reflector(&store, &etcd, &rrs[0], CLUSTER_ID));
     for agent in &agents {
         assert_eventually!(
             timeout = Duration::from_secs(30),
@@ -223,16 +172,9 @@ fn six_nodes_two_reflectors_survive_losing_one() {
     // 5. A released block is withdrawn through the reflectors from every kernel, and the
     //    monitors see that deletion (so their silence in step 3 meant something).
     let last = format!("10.244.{}.0/26", NODES - 1);
-    let key = ipam_block_key(&last.parse().unwrap());
-    let kv = runtime().block_on(store.get(&key)).unwrap().unwrap();
-    runtime()
-        .block_on(store.delete(&key, kv.mod_revision))
-        .unwrap();
+    release_block(&store, &last);
     for (node, monitor) in nodes[..NODES - 1].iter().zip(&monitors) {
-        assert_eventually!(match kernel_route(node, &last) {
-            Ok(line) => Err(format!("{} still has {line}", node.name())),
-            Err(_) => Ok(()),
-        });
+        assert_eventually!(no_kernel_route(node, &last));
         assert_eventually!({
             let log = std::fs::read_to_string(monitor.log_path().unwrap()).unwrap_or_default();
             if log

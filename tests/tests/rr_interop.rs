@@ -26,16 +26,10 @@ mod bgp_support;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use bgp::speaker::MemoryFib;
 use bgp::speaker::Shutdown;
-use bgp::speaker::cluster::Launch;
-use bgp::speaker::netns::FibChoice;
-use bgp_support::{CLUSTER_AS, Vrouter, config, netns_path, peer, runtime};
-use datastore::etcd::{EtcdConfig, Store};
-use datastore::resource::document::parse_documents;
-use datastore::resource_store::{ResourceStore, Verb};
-use reflector::Reflector;
-use reflector::config::{Cli, FileConfig, resolve};
+use bgp_support::{
+    CLUSTER_AS, Vrouter, apply, config, etcd_store, node_yaml, peer, runtime, start_reflector,
+};
 use test_support::etcd::Etcd;
 use test_support::{BgpConfig, Bird, GoBgp, Lab, assert_eventually};
 
@@ -159,20 +153,6 @@ fn reflection_at(vr: &Vrouter, prefix: &str) -> Result<(Option<Ipv4Addr>, Vec<Ip
     ))
 }
 
-fn start_reflector(store: &Store, etcd: &Etcd, node: &test_support::Node) -> Reflector {
-    let cli = Cli {
-        router_id: Some(node.ip().to_string()),
-        cluster_id: Some(CLUSTER_ID.to_string()),
-        etcd_endpoints: Some(etcd.endpoint()),
-        ..Cli::default()
-    };
-    let config = resolve(cli, FileConfig::default()).unwrap();
-    let launch = Launch::Netns(netns_path(node), FibChoice::Memory(MemoryFib::new()));
-    runtime()
-        .block_on(Reflector::start(&config, store.clone(), launch))
-        .unwrap()
-}
-
 /// The value of BIRD's `BGP.<attribute>:` line in `show route all` output.
 fn bird_attribute(text: &str, attribute: &str) -> Option<String> {
     text.lines()
@@ -221,24 +201,14 @@ fn gobgp_reflection(gobgp: &GoBgp, prefix: &str) -> Result<(String, Vec<String>)
 fn vrouter_reflector_reflects_for_bird_and_gobgp() {
     test_support::trace_init();
     let etcd = Etcd::start().unwrap();
-    let store = runtime()
-        .block_on(Store::connect(&EtcdConfig::new([etcd.endpoint()])))
-        .unwrap();
+    let store = etcd_store(&etcd);
     let lab = Lab::star(3).unwrap();
     let (rr, b, g) = (lab.node(0), lab.node(1), lab.node(2));
-    let yaml = format!(
-        "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: bird}}\n\
-         spec: {{bgp: {{ipv4Address: {}/24}}}}\n---\n\
-         apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: gobgp}}\n\
-         spec: {{bgp: {{ipv4Address: {}/24}}}}\n",
-        b.ip(),
-        g.ip()
+    apply(
+        &store,
+        &(node_yaml("bird", b.ip()) + &node_yaml("gobgp", g.ip())),
     );
-    let resources = parse_documents(&yaml).unwrap();
-    runtime()
-        .block_on(ResourceStore::new(store.clone()).write(Verb::Apply, &resources))
-        .unwrap();
-    let reflector = start_reflector(&store, &etcd, rr);
+    let reflector = start_reflector(&store, &etcd, rr, CLUSTER_ID);
 
     let bird = Bird::start_with(
         b,
@@ -300,25 +270,17 @@ fn vrouter_reflector_reflects_for_bird_and_gobgp() {
 fn vrouter_reflector_keeps_anycast_paths_with_add_path() {
     test_support::trace_init();
     let etcd = Etcd::start().unwrap();
-    let store = runtime()
-        .block_on(Store::connect(&EtcdConfig::new([etcd.endpoint()])))
-        .unwrap();
+    let store = etcd_store(&etcd);
     let lab = Lab::star(4).unwrap();
     let rr = lab.node(0);
     let clients = &lab.nodes()[1..];
-    let mut yaml = String::new();
-    for (i, c) in clients.iter().enumerate() {
-        yaml.push_str(&format!(
-            "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: c{i}}}\n\
-             spec: {{bgp: {{ipv4Address: {}/24}}}}\n---\n",
-            c.ip()
-        ));
-    }
-    let resources = parse_documents(&yaml).unwrap();
-    runtime()
-        .block_on(ResourceStore::new(store.clone()).write(Verb::Apply, &resources))
-        .unwrap();
-    let reflector = start_reflector(&store, &etcd, rr);
+    let yaml: String = clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| node_yaml(&format!("c{i}"), c.ip()))
+        .collect();
+    apply(&store, &yaml);
+    let reflector = start_reflector(&store, &etcd, rr, CLUSTER_ID);
     let vrouters: Vec<Vrouter> = clients
         .iter()
         .enumerate()

@@ -1,21 +1,33 @@
-//! Shared helpers of the `bgp_*` interop tests: a vrouter speaker running in a lab node's
-//! namespace ([`Vrouter`]), blocking wrappers over its async handle, and probes in the shape
-//! `assert_eventually!` wants (`Ok(value)` or a reason that explains the failure).
+//! Shared helpers of the `bgp_*` and `rr_*` tests: a vrouter speaker running in a lab node's
+//! namespace ([`Vrouter`]), blocking wrappers over its async handle, probes in the shape
+//! `assert_eventually!` wants (`Ok(value)` or a reason that explains the failure), the
+//! cluster from etcd (resources, IPAM blocks, [`ClusterAgent`]s, a [`Reflector`]), and raw
+//! BGP messages for the tests that play a misbehaving peer.
 #![allow(dead_code)] // each test binary uses its own subset
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
-use std::net::IpAddr;
-use std::path::PathBuf;
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use bgp::fsm::State;
+use bgp::speaker::cluster::{ClusterAgent, ClusterOptions, Launch};
 use bgp::speaker::netns::{FibChoice, NetnsSpeaker};
 use bgp::speaker::{
     MemoryFib, PeerConfig, PeerStatus, RouteStatus, Shutdown, SpeakerConfig, SpeakerHandle,
 };
 use bgp::wire::Prefix;
+use datastore::etcd::{EtcdConfig, Store};
+use datastore::ipam::block::AllocationBlock;
+use datastore::keys::ipam_block_key;
+use datastore::resource::document::parse_documents;
+use datastore::resource_store::{ResourceStore, Verb};
+use ipnetwork::IpNetwork;
+use reflector::Reflector;
+use reflector::config::{Cli, FileConfig, resolve};
 use test_support::Node;
+use test_support::etcd::Etcd;
 
 /// The AS of a Calico cluster by default.
 pub(crate) const CLUSTER_AS: u32 = 64512;
@@ -30,11 +42,6 @@ pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
             .build()
             .unwrap()
     })
-}
-
-/// The `/var/run/netns` path of a lab node.
-pub(crate) fn netns_path(node: &Node) -> PathBuf {
-    PathBuf::from(format!("/var/run/netns/{}", node.name()))
 }
 
 /// A speaker configuration for `node` with short test timers.
@@ -59,7 +66,7 @@ impl Vrouter {
     /// Starts a speaker in `node` programming the node's kernel table.
     pub(crate) fn start(node: &Node, config: SpeakerConfig) -> Vrouter {
         test_support::trace_init();
-        let speaker = NetnsSpeaker::spawn(&netns_path(node), config, FibChoice::Kernel).unwrap();
+        let speaker = NetnsSpeaker::spawn(&node.path(), config, FibChoice::Kernel).unwrap();
         Vrouter {
             speaker: Some(speaker),
             node: node.clone(),
@@ -72,8 +79,7 @@ impl Vrouter {
         test_support::trace_init();
         let memory = MemoryFib::new();
         let speaker =
-            NetnsSpeaker::spawn(&netns_path(node), config, FibChoice::Memory(memory.clone()))
-                .unwrap();
+            NetnsSpeaker::spawn(&node.path(), config, FibChoice::Memory(memory.clone())).unwrap();
         Vrouter {
             speaker: Some(speaker),
             node: node.clone(),
@@ -130,10 +136,7 @@ impl Vrouter {
 
     /// Probe: the node's kernel has no protocol-81 route for `prefix`.
     pub(crate) fn no_kernel_route(&self, prefix: &str) -> Result<(), String> {
-        match kernel_route(&self.node, prefix) {
-            Ok(line) => Err(format!("kernel still has {line}")),
-            Err(_) => Ok(()),
-        }
+        no_kernel_route(&self.node, prefix)
     }
 
     pub(crate) fn originate(&self, prefix: &str) {
@@ -198,7 +201,135 @@ pub(crate) fn kernel_route(node: &Node, prefix: &str) -> Result<String, String> 
     }
 }
 
+/// Probe: `node`'s kernel has no protocol-81 route for `prefix`.
+pub(crate) fn no_kernel_route(node: &Node, prefix: &str) -> Result<(), String> {
+    match kernel_route(node, prefix) {
+        Ok(line) => Err(format!("{} still has {line}", node.name())),
+        Err(_) => Ok(()),
+    }
+}
+
 /// A passive-or-active peering with `addr` in `asn`.
 pub(crate) fn peer(addr: IpAddr, asn: u32, passive: bool) -> PeerConfig {
     PeerConfig::new(addr, asn).passive(passive)
+}
+
+/// A store on the test etcd, connected on [`runtime`].
+pub(crate) fn etcd_store(etcd: &Etcd) -> Store {
+    runtime()
+        .block_on(Store::connect(&EtcdConfig::new([etcd.endpoint()])))
+        .unwrap()
+}
+
+/// Applies every resource of `yaml` in one transaction.
+pub(crate) fn apply(store: &Store, yaml: &str) {
+    let resources = parse_documents(yaml).unwrap();
+    runtime()
+        .block_on(ResourceStore::new(store.clone()).write(Verb::Apply, &resources))
+        .unwrap();
+}
+
+/// The Node resource `name` with BGP address `ip`/24, one YAML document ending in `---`.
+pub(crate) fn node_yaml(name: &str, ip: Ipv4Addr) -> String {
+    format!(
+        "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: {name}}}\n\
+         spec: {{bgp: {{ipv4Address: {ip}/24}}}}\n---\n"
+    )
+}
+
+/// Writes the IPAM block `cidr`, affine to Node `node`.
+pub(crate) fn claim_block(store: &Store, cidr: &str, node: &str) {
+    let cidr: IpNetwork = cidr.parse().unwrap();
+    let block = AllocationBlock::new(cidr, Some(node)).unwrap();
+    runtime()
+        .block_on(store.create(&ipam_block_key(&cidr), block.to_json()))
+        .unwrap();
+}
+
+/// Deletes the IPAM block `cidr` (the node releases it).
+pub(crate) fn release_block(store: &Store, cidr: &str) {
+    let key = ipam_block_key(&cidr.parse().unwrap());
+    let kv = runtime().block_on(store.get(&key)).unwrap().unwrap();
+    runtime()
+        .block_on(store.delete(&key, kv.mod_revision))
+        .unwrap();
+}
+
+/// One [`ClusterAgent`] per node, Node `node{i}` for `nodes[i]`: a speaker in the node's
+/// namespace programming its kernel, configured from `store`.
+pub(crate) fn cluster_agents(store: &Store, nodes: &[Node]) -> Vec<ClusterAgent> {
+    let _guard = runtime().enter();
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            ClusterAgent::spawn(
+                store.clone(),
+                ClusterOptions {
+                    node_name: format!("node{i}"),
+                    base: config(node, 0),
+                    launch: Launch::Netns(node.path(), FibChoice::Kernel),
+                    secrets: None,
+                },
+            )
+        })
+        .collect()
+}
+
+/// A vrouter-reflector in `node` (router id = its address) with `cluster_id`, its clients
+/// the Nodes in `store`, routes into an in-memory FIB.
+pub(crate) fn start_reflector(
+    store: &Store,
+    etcd: &Etcd,
+    node: &Node,
+    cluster_id: Ipv4Addr,
+) -> Reflector {
+    let cli = Cli {
+        router_id: Some(node.ip().to_string()),
+        cluster_id: Some(cluster_id.to_string()),
+        etcd_endpoints: Some(etcd.endpoint()),
+        ..Cli::default()
+    };
+    let config = resolve(cli, FileConfig::default()).unwrap();
+    let launch = Launch::Netns(node.path(), FibChoice::Memory(MemoryFib::new()));
+    runtime()
+        .block_on(Reflector::start(&config, store.clone(), launch))
+        .unwrap()
+}
+
+/// A raw BGP message (RFC 4271 §4.1): marker, length, `kind`, `body`.
+pub(crate) fn raw_message(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![0xff; 16];
+    out.extend_from_slice(&u16::try_from(19 + body.len()).unwrap().to_be_bytes());
+    out.push(kind);
+    out.extend_from_slice(body);
+    out
+}
+
+/// A raw OPEN from AS [`CLUSTER_AS`] with BGP identifier `id`, hold time 90 s, IPv4 unicast
+/// and 4-octet AS capabilities.
+pub(crate) fn raw_open(id: Ipv4Addr) -> Vec<u8> {
+    let caps = [
+        2, 6, 1, 4, 0, 1, 0, 1, // MP IPv4 unicast
+        2, 6, 65, 4, 0, 0, 0xfc, 0, // 4-octet AS 64512
+    ];
+    let mut body = vec![4, 0xfc, 0, 0, 90];
+    body.extend_from_slice(&id.octets());
+    body.push(u8::try_from(caps.len()).unwrap());
+    body.extend_from_slice(&caps);
+    raw_message(1, &body)
+}
+
+/// Reads one raw message: (type, body); type 0 when the connection closed.
+pub(crate) fn read_raw(stream: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut header = [0u8; 19];
+    if stream.read_exact(&mut header).is_err() {
+        return (0, Vec::new());
+    }
+    let len = usize::from(u16::from_be_bytes([header[16], header[17]]));
+    let mut body = vec![0u8; len - 19];
+    if stream.read_exact(&mut body).is_err() {
+        return (0, Vec::new());
+    }
+    (header[18], body)
 }
