@@ -15,7 +15,6 @@ mod support;
 
 use node::autodetect::{choose, interfaces, kernel_source_for};
 use node::config::Method;
-use support::in_netns;
 use test_support::Netns;
 
 /// An interface `name` (a veth whose peer `veth-<name>` is up, so the link has carrier).
@@ -43,16 +42,18 @@ fn methods_choose_the_expected_interface_in_a_multi_nic_namespace() {
     ns.ip(&["route", "add", "10.200.0.0/16", "dev", "eth2"])
         .unwrap();
 
-    let (list, reach, reach_v6_err) = in_netns(&ns, || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let list = runtime.block_on(interfaces()).unwrap();
-        let reach = kernel_source_for("10.200.0.1", true).unwrap();
-        let unreachable = kernel_source_for("fd99::1", false).is_err();
-        (list, reach, unreachable)
-    });
+    let (list, reach, reach_v6_err) = ns
+        .run(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let list = runtime.block_on(interfaces()).unwrap();
+            let reach = kernel_source_for("10.200.0.1", true).unwrap();
+            let unreachable = kernel_source_for("fd99::1", false).is_err();
+            (list, reach, unreachable)
+        })
+        .unwrap();
     // The veth peers are on the default skip list; leave them out of the picture.
     let list: Vec<_> = list
         .into_iter()

@@ -21,26 +21,16 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
-use bgp::ctl::client::Client;
-use datastore::etcd::{EtcdConfig, Store};
 use datastore::ipam::block::AllocationBlock;
 use datastore::keys::ipam_block_key;
 use ipnetwork::IpNetwork;
-use support::{Vrouterd, WAIT, etcd_in, http_get};
+use support::{Vrouterd, WAIT, ctl, etcd_in, etcd_store, http_get};
 use test_support::etcd::Etcd;
 use test_support::{ChildGuard, Netns, eventually_ok, veth_pair};
 
 const BLOCK: &str = "10.244.1.0/26";
 const METRICS_PORT: u16 = 9192;
-
-fn status(socket: &Path) -> Result<String, String> {
-    let mut client = Client::connect(socket, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    let reply = client.command("show status").map_err(|e| e.to_string())?;
-    let text: Vec<String> = reply.lines.iter().map(|l| l.text.clone()).collect();
-    Ok(text.join("\n"))
-}
 
 /// The value of the sample `name` (with its labels) in b's `/metrics`.
 fn metric(b: &Netns, name: &str) -> Result<f64, String> {
@@ -51,7 +41,7 @@ fn metric(b: &Netns, name: &str) -> Result<f64, String> {
 }
 
 fn recovering(b: &Netns, socket: &Path, expected: bool) -> Result<(), String> {
-    let text = status(socket)?;
+    let text = ctl(socket, "show status")?;
     let shown = text.contains("Graceful restart recovery in progress");
     let gauge = metric(b, "vrouter_bgp_graceful_restart_recovery")? == 1.0;
     if shown == expected && gauge == expected {
@@ -62,12 +52,7 @@ fn recovering(b: &Netns, socket: &Path, expected: bool) -> Result<(), String> {
 }
 
 fn established(socket: &Path) -> Result<(), String> {
-    let mut client = Client::connect(socket, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    let reply = client
-        .command("show protocols")
-        .map_err(|e| e.to_string())?;
-    let text: Vec<String> = reply.lines.iter().map(|l| l.text.clone()).collect();
-    let text = text.join("\n");
+    let text = ctl(socket, "show protocols")?;
     if text.contains("Established") {
         Ok(())
     } else {
@@ -90,13 +75,7 @@ fn learned(b: &Netns) -> Result<String, String> {
 fn bgp_routes_survive_restarts_of_either_side_without_deletes() {
     test_support::trace_init();
     let etcd = Etcd::start().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let store = rt
-        .block_on(Store::connect(&EtcdConfig::new([etcd.endpoint()])))
-        .unwrap();
+    let (rt, store) = etcd_store(&etcd);
     let cidr: IpNetwork = BLOCK.parse().unwrap();
     rt.block_on(
         store.create(

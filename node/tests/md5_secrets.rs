@@ -20,11 +20,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bgp::ctl::client::Client;
-use datastore::etcd::{EtcdConfig, Store};
 use datastore::resource::parse_and_validate_documents;
 use datastore::resource_store::{ResourceStore, Verb};
-use support::{Vrouterd, WAIT, etcd_in};
+use support::{Vrouterd, WAIT, ctl, etcd_in, etcd_store};
 use test_support::etcd::Etcd;
 use test_support::{Netns, eventually_ok, veth_pair};
 
@@ -42,22 +40,8 @@ fn write_secret(dir: &Path, key: Option<&str>) {
     }
 }
 
-/// `show protocols` over the control socket, as text.
-fn protocols(socket: &Path) -> Result<String, String> {
-    let mut client = Client::connect(socket, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    let reply = client
-        .command("show protocols")
-        .map_err(|e| e.to_string())?;
-    Ok(reply
-        .lines
-        .iter()
-        .map(|l| l.text.clone())
-        .collect::<Vec<_>>()
-        .join("\n"))
-}
-
 fn established(socket: &Path) -> Result<String, String> {
-    let text = protocols(socket)?;
+    let text = ctl(socket, "show protocols")?;
     if text.contains("Established") {
         Ok(text)
     } else {
@@ -69,13 +53,7 @@ fn established(socket: &Path) -> Result<String, String> {
 fn mesh_md5_keys_from_secret_files_fail_closed_and_establish_with_the_right_key() {
     test_support::trace_init();
     let etcd = Etcd::start().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let store = rt
-        .block_on(Store::connect(&EtcdConfig::new([etcd.endpoint()])))
-        .unwrap();
+    let (rt, store) = etcd_store(&etcd);
     let config = parse_and_validate_documents(
         "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n\
          spec: {nodeMeshPassword: {secretKeyRef: {name: bgp, key: mesh}}}\n",
@@ -139,10 +117,14 @@ fn mesh_md5_keys_from_secret_files_fail_closed_and_establish_with_the_right_key(
         "{line}"
     );
     assert!(
-        !protocols(&socket_b).unwrap().contains("10_97_0_1")
-            && !protocols(&socket_b).unwrap().contains("10.97.0.1"),
+        !ctl(&socket_b, "show protocols")
+            .unwrap()
+            .contains("10_97_0_1")
+            && !ctl(&socket_b, "show protocols")
+                .unwrap()
+                .contains("10.97.0.1"),
         "b must not run the peer without its key:\n{}",
-        protocols(&socket_b).unwrap()
+        ctl(&socket_b, "show protocols").unwrap()
     );
 
     // 2. A wrong key on b: the peer runs, nothing establishes.

@@ -29,25 +29,18 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use datastore::etcd::{EtcdConfig, Store};
+use datastore::etcd::Store;
 use datastore::keys::status_key;
 use datastore::resource::{Kind, Resource, parse_and_validate_documents};
 use datastore::resource_store::{ResourceStore, Verb};
 use felix::ownership::{endpoint_id, host_veth_name};
-use support::{Vrouterd, WAIT, etcd_in, http_get};
+use support::{Vrouterd, WAIT, etcd_in, etcd_store, http_get};
 use test_support::etcd::Etcd;
 use test_support::{ChildGuard, Netns, eventually_ok, veth_pair};
 
 const NODE: &str = "node-a";
 const METRICS_PORT: u16 = 9091;
 const METRICS_PORT_2: u16 = 9092;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn apply(rt: &tokio::runtime::Runtime, store: &Store, yaml: &str) {
     let resources = parse_and_validate_documents(yaml).unwrap();
@@ -79,10 +72,7 @@ fn nft_table(ns: &Netns) -> Result<String, String> {
 fn single_node_lifecycle() {
     test_support::trace_init();
     let etcd = Etcd::start().unwrap();
-    let rt = runtime();
-    let store = rt
-        .block_on(Store::connect(&EtcdConfig::new([etcd.endpoint()])))
-        .unwrap();
+    let (rt, store) = etcd_store(&etcd);
     let node = Netns::new("vrd").unwrap();
     node.ip(&[
         "link", "add", "eth0", "type", "veth", "peer", "name", "veth-up",
@@ -357,26 +347,23 @@ fn exit_codes() {
 
     // Nothing listens on 127.0.0.1:1 in a fresh namespace.
     let ns = Netns::new("vrdexit").unwrap();
-    let (code, stderr) = run_vrouterd(
-        Some(&ns),
-        &[
-            "--config",
-            config,
-            "--node-name",
-            "n1",
-            "--ipv4",
-            "10.0.0.1/24",
-            "--metrics-listen",
-            "off",
-            "--etcd-endpoints",
-            "http://127.0.0.1:1",
-            "--etcd-start-timeout",
-            "1s",
-            "--log-format",
-            "json",
-        ],
-        &[],
-    );
+    let no_etcd = [
+        "--config",
+        config,
+        "--node-name",
+        "n1",
+        "--ipv4",
+        "10.0.0.1/24",
+        "--metrics-listen",
+        "off",
+        "--etcd-endpoints",
+        "http://127.0.0.1:1",
+    ];
+    let timing_out = [
+        &no_etcd[..],
+        &["--etcd-start-timeout", "1s", "--log-format", "json"],
+    ];
+    let (code, stderr) = run_vrouterd(Some(&ns), &timing_out.concat(), &[]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("etcd stayed unreachable"), "{stderr}");
     let json_lines: Vec<serde_json::Value> = stderr
@@ -393,21 +380,7 @@ fn exit_codes() {
 
     // Without a timeout it waits; SIGTERM then ends it with 0.
     let log = dir.path().join("waiting.log");
-    let args: Vec<String> = [
-        "--config",
-        config,
-        "--node-name",
-        "n1",
-        "--ipv4",
-        "10.0.0.1/24",
-        "--metrics-listen",
-        "off",
-        "--etcd-endpoints",
-        "http://127.0.0.1:1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args: Vec<String> = no_etcd.iter().map(|s| s.to_string()).collect();
     let mut waiting = Vrouterd::start(&ns, &args, &log);
     waiting.wait_log("etcd unreachable; retrying", 2);
     assert_eq!(

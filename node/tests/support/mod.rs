@@ -1,6 +1,6 @@
 //! Shared helpers of vrouterd's integration tests: a node namespace that reaches the test etcd
-//! through a proxy listening inside it, the real `vrouterd` binary run in that namespace, and
-//! HTTP requests made from inside the namespace.
+//! through a proxy listening inside it, the real `vrouterd` binary run in that namespace,
+//! HTTP requests made from inside the namespace, and commands on the control socket.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{Read, Write};
@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
+use bgp::ctl::client::Client;
+use datastore::etcd::{EtcdConfig, Store};
 use test_support::etcd::Etcd;
 use test_support::proxy::TcpProxy;
 use test_support::{ChildGuard, Netns};
@@ -16,27 +18,38 @@ use test_support::{ChildGuard, Netns};
 /// How long a test waits for anything.
 pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
-/// Runs `f` on a thread that entered `ns`; sockets it opens belong to the namespace.
-pub(crate) fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = PathBuf::from(format!("/var/run/netns/{}", ns.name()));
-    std::thread::spawn(move || {
-        felix::agent::enter_netns(&path).unwrap();
-        f()
-    })
-    .join()
-    .unwrap()
+/// A current-thread runtime and a store on the test etcd connected on it.
+pub(crate) fn etcd_store(etcd: &Etcd) -> (tokio::runtime::Runtime, Store) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt
+        .block_on(Store::connect(&EtcdConfig::new([etcd.endpoint()])))
+        .unwrap();
+    (rt, store)
+}
+
+/// `command` over the control socket at `socket`: the reply's text, one line per line.
+pub(crate) fn ctl(socket: &Path, command: &str) -> Result<String, String> {
+    let mut client = Client::connect(socket, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let reply = client.command(command).map_err(|e| e.to_string())?;
+    let text: Vec<String> = reply.lines.iter().map(|l| l.text.clone()).collect();
+    Ok(text.join("\n"))
 }
 
 /// A proxy from `127.0.0.1:<port>` inside `ns` to the test etcd on the host's loopback.
 pub(crate) fn etcd_in(ns: &Netns, etcd: &Etcd) -> TcpProxy {
-    let listener = in_netns(ns, || TcpListener::bind("127.0.0.1:0").unwrap());
+    let listener = ns
+        .run(|| TcpListener::bind("127.0.0.1:0").unwrap())
+        .unwrap();
     TcpProxy::with_listener(listener, &etcd.endpoint()).unwrap()
 }
 
 /// `GET path` from inside `ns`; returns the whole response (status line, headers, body).
 pub(crate) fn http_get(ns: &Netns, port: u16, path: &str) -> std::io::Result<String> {
     let path = path.to_string();
-    in_netns(ns, move || {
+    ns.run(move || {
         let mut stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
         write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
@@ -44,6 +57,7 @@ pub(crate) fn http_get(ns: &Netns, port: u16, path: &str) -> std::io::Result<Str
         stream.read_to_string(&mut reply)?;
         Ok(reply)
     })
+    .unwrap()
 }
 
 /// A vrouterd process inside a namespace, with its log file.
