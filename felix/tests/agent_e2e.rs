@@ -17,24 +17,27 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns: a panic is the failure report
 
-use std::net::IpAddr;
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use datastore::etcd::{EtcdConfig, Store};
+use datastore::etcd::EtcdConfig;
 use datastore::ipam::{AffinityState, AllocationBlock, BlockAffinity};
 use datastore::keys::{ipam_affinity_key, ipam_block_key};
-use datastore::resource::{Resource, parse_and_validate_documents};
-use datastore::resource_store::{ResourceStore, Verb};
+use datastore::resource::Resource;
 use felix::agent::{Agent, AgentConfig};
-use felix::ownership::{endpoint_id, host_veth_name};
 use ipnetwork::IpNetwork;
+use support::{
+    Attached, Resources, WAIT, agent_in_sync, attach_pod, namespace, pod_ipv4, uplink,
+    workload_endpoint, yaml,
+};
 use test_support::etcd::Etcd;
-use test_support::{Netns, RouteMonitor, eventually, eventually_ok, veth_pair};
+use test_support::{Netns, RouteMonitor, eventually, eventually_ok};
 
 const NODE: &str = "node-a";
 const NAMESPACE: &str = "prod";
 const BLOCK: &str = "10.66.0.0/26";
-const WAIT: Duration = Duration::from_secs(20);
 
 struct Pod {
     ns: Netns,
@@ -48,26 +51,8 @@ fn wep(pod: &Pod) -> Resource {
 }
 
 fn wep_labelled(pod: &Pod, labels: &str) -> Resource {
-    let text = format!(
-        "apiVersion: projectcalico.org/v3
-kind: WorkloadEndpoint
-metadata:
-  name: {name}
-  namespace: {NAMESPACE}
-  labels: {{{labels}}}
-spec:
-  node: {NODE}
-  orchestrator: k8s
-  pod: {name}
-  endpoint: eth0
-  interfaceName: {veth}
-  ipNetworks: [{ip}/32]
-",
-        name = pod.wep_name,
-        veth = pod.veth,
-        ip = pod.ip,
-    );
-    parse_and_validate_documents(&text).unwrap().remove(0)
+    let nets = format!("{}/32", pod.ip);
+    workload_endpoint(NODE, NAMESPACE, &pod.wep_name, &pod.veth, labels, &nets)
 }
 
 /// The node namespace: an uplink with a default route (so proxy ARP has a route to answer
@@ -75,38 +60,21 @@ spec:
 /// attaches them.
 fn topology() -> (Netns, Vec<Pod>) {
     let node = Netns::new("felixnode").unwrap();
-    node.ip(&["link", "add", "up0", "type", "veth", "peer", "name", "up1"])
-        .unwrap();
-    node.set_up("up0").unwrap();
-    node.set_up("up1").unwrap();
-    node.add_addr("up0", "192.0.2.1/30").unwrap();
-    node.add_route("default", "192.0.2.2").unwrap();
-    let mut pods = Vec::new();
-    for i in 0..3u8 {
-        let ns = Netns::new(&format!("pod{i}")).unwrap();
-        let wep_name = format!("{NODE}-k8s-pod{i}-eth0").replace('-', "--");
-        let veth = host_veth_name(&endpoint_id(NAMESPACE, &wep_name));
-        veth_pair(&node, &veth, &ns, "eth0").unwrap();
-        let ip: IpAddr = format!("10.66.0.{}", i + 1).parse().unwrap();
-        ns.add_addr("eth0", &format!("{ip}/32")).unwrap();
-        ns.ip(&[
-            "route",
-            "add",
-            "169.254.1.1",
-            "dev",
-            "eth0",
-            "scope",
-            "link",
-        ])
-        .unwrap();
-        ns.add_route("default", "169.254.1.1").unwrap();
-        pods.push(Pod {
-            ns,
-            wep_name,
-            ip,
-            veth,
-        });
-    }
+    uplink(&node, None);
+    let pods = (0..3u8)
+        .map(|i| {
+            let pod = format!("pod{i}");
+            let Attached { ns, wep_name, veth } = attach_pod(&node, NODE, NAMESPACE, &pod, &pod);
+            let ip = Ipv4Addr::new(10, 66, 0, i + 1);
+            pod_ipv4(&ns, ip);
+            Pod {
+                ns,
+                wep_name,
+                ip: ip.into(),
+                veth,
+            }
+        })
+        .collect();
     (node, pods)
 }
 
@@ -138,12 +106,7 @@ fn start_agent(etcd: &Etcd, node: &Netns) -> Agent {
 
 fn start_agent_with(mut config: AgentConfig) -> Agent {
     config.resync_interval = Duration::from_secs(1);
-    let agent = Agent::start(config).unwrap();
-    assert!(
-        eventually(WAIT, || agent.status().in_sync()),
-        "agent never got in sync"
-    );
-    agent
+    agent_in_sync(config)
 }
 
 #[test]
@@ -151,15 +114,12 @@ fn agent_programs_routes_and_sysctls_and_pods_talk_through_the_node() {
     test_support::trace_init();
     let etcd = Etcd::start().unwrap();
     let (node, pods) = topology();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let store = runtime
-        .block_on(Store::connect(&EtcdConfig::new([etcd.endpoint()])))
-        .unwrap();
-    let resources = ResourceStore::new(store.clone());
+    let resources = Resources::connect(&etcd);
+    let store = resources.store();
 
     // The block and two endpoints exist before the agent starts.
     let block: IpNetwork = BLOCK.parse().unwrap();
-    runtime.block_on(async {
+    resources.block_on(async {
         store
             .create(
                 &ipam_block_key(&block),
@@ -174,15 +134,10 @@ fn agent_programs_routes_and_sysctls_and_pods_talk_through_the_node() {
             )
             .await
             .unwrap();
-        resources
-            .write(Verb::Apply, &[wep(&pods[0]), wep(&pods[1])])
-            .await
-            .unwrap();
     });
+    resources.apply(&[wep(&pods[0]), wep(&pods[1])]);
     let agent = start_agent(&etcd, &node);
-    runtime
-        .block_on(resources.write(Verb::Apply, &[wep(&pods[2])]))
-        .unwrap();
+    resources.apply(&[wep(&pods[2])]);
 
     // 1. Routes and sysctls.
     for pod in &pods {
@@ -223,13 +178,9 @@ fn agent_programs_routes_and_sysctls_and_pods_talk_through_the_node() {
     assert!(text.contains("vrouter_felix_apply_seconds_count{part=\"routes\"}"));
 
     // 4. Deleting an endpoint removes its route.
-    runtime
-        .block_on(resources.write(Verb::Delete, &[wep(&pods[2])]))
-        .unwrap();
+    resources.delete(&[wep(&pods[2])]);
     assert!(eventually(WAIT, || !proto80(&node).contains(&pods[2].ip.to_string())));
-    runtime
-        .block_on(resources.write(Verb::Apply, &[wep(&pods[2])]))
-        .unwrap();
+    resources.apply(&[wep(&pods[2])]);
     eventually_ok(WAIT, || has_route(&node, &pods[2])).unwrap();
 
     // 5. Stop: routes stay. Restart: adopted, no delete events.
@@ -251,10 +202,6 @@ fn agent_programs_routes_and_sysctls_and_pods_talk_through_the_node() {
     agent.stop().unwrap();
 }
 
-fn yaml(text: &str) -> Resource {
-    parse_and_validate_documents(text).unwrap().remove(0)
-}
-
 fn blocked(from: &Pod, to: &Pod) -> Result<(), String> {
     match from.ns.ping(to.ip) {
         Ok(()) => Err(format!("{} still reaches {}", from.wep_name, to.ip)),
@@ -270,20 +217,13 @@ fn agent_enforces_policy_with_nftables() {
     test_support::trace_init();
     let etcd = Etcd::start().unwrap();
     let (node, pods) = topology();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let store = runtime
-        .block_on(Store::connect(&EtcdConfig::new([etcd.endpoint()])))
-        .unwrap();
-    let resources = ResourceStore::new(store);
-    let namespace = yaml(&format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n"
-    ));
-    runtime
-        .block_on(resources.write(
-            Verb::Apply,
-            &[namespace, wep(&pods[0]), wep(&pods[1]), wep(&pods[2])],
-        ))
-        .unwrap();
+    let resources = Resources::connect(&etcd);
+    resources.apply(&[
+        namespace(NAMESPACE),
+        wep(&pods[0]),
+        wep(&pods[1]),
+        wep(&pods[2]),
+    ]);
     let agent = start_agent_with(
         AgentConfig::new(NODE, EtcdConfig::new([etcd.endpoint()]))
             .in_netns(node.name())
@@ -319,37 +259,25 @@ spec:
 ",
         pods[1].wep_name
     ));
-    runtime
-        .block_on(resources.write(
-            Verb::Apply,
-            &[
-                policy,
-                wep_labelled(
-                    &pods[0],
-                    &format!("app: {}, allowed: 'yes'", pods[0].wep_name),
-                ),
-            ],
-        ))
-        .unwrap();
+    resources.apply(&[
+        policy,
+        wep_labelled(
+            &pods[0],
+            &format!("app: {}, allowed: 'yes'", pods[0].wep_name),
+        ),
+    ]);
     eventually_ok(WAIT, || blocked(&pods[2], &pods[1])).unwrap();
     eventually_ok(WAIT, || pods[0].ns.ping(pods[1].ip)).unwrap();
     // Egress from pod1 and traffic to others is unaffected.
     eventually_ok(WAIT, || pods[2].ns.ping(pods[0].ip)).unwrap();
 
     // A label change admits pod2.
-    runtime
-        .block_on(resources.write(
-            Verb::Apply,
-            &[wep_labelled(
-                &pods[2],
-                &format!("app: {}, allowed: 'yes'", pods[2].wep_name),
-            )],
-        ))
-        .unwrap();
+    resources.apply(&[wep_labelled(
+        &pods[2],
+        &format!("app: {}, allowed: 'yes'", pods[2].wep_name),
+    )]);
     eventually_ok(WAIT, || pods[2].ns.ping(pods[1].ip)).unwrap();
-    runtime
-        .block_on(resources.write(Verb::Apply, &[wep(&pods[2])]))
-        .unwrap();
+    resources.apply(&[wep(&pods[2])]);
     eventually_ok(WAIT, || blocked(&pods[2], &pods[1])).unwrap();
 
     // Killing the agent leaves the filtering in place.

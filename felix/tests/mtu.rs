@@ -6,23 +6,21 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns: a panic is the failure report
 
+mod support;
+
 use std::time::Duration;
 
-use datastore::etcd::{EtcdConfig, Store};
-use datastore::resource::{Resource, parse_and_validate_documents};
-use datastore::resource_store::{ResourceStore, Verb};
-use felix::agent::{Agent, AgentConfig};
-use felix::ownership::{endpoint_id, host_veth_name};
+use datastore::etcd::EtcdConfig;
+use datastore::resource::Resource;
+use felix::agent::AgentConfig;
+use support::{
+    Attached, Resources, WAIT, agent_in_sync, attach_pod, uplink, workload_endpoint, yaml,
+};
 use test_support::etcd::Etcd;
-use test_support::{Netns, eventually, eventually_ok, veth_pair};
+use test_support::{Netns, eventually_ok};
 
 const NODE: &str = "mtu-node";
 const NAMESPACE: &str = "mtuns";
-const WAIT: Duration = Duration::from_secs(20);
-
-fn yaml(text: &str) -> Resource {
-    parse_and_validate_documents(text).unwrap().remove(0)
-}
 
 fn pool(vxlan: &str) -> Resource {
     yaml(&format!(
@@ -60,55 +58,26 @@ fn agent_lowers_host_veths_to_the_pod_mtu_ceiling() {
     let etcd = Etcd::start().unwrap();
     let node = Netns::new("mtunode").unwrap();
     // Underlay: up0 (MTU 1400) holds the default route; eth9 (MTU 1300) is another NIC.
-    node.ip(&[
-        "link", "add", "up0", "mtu", "1400", "type", "veth", "peer", "name", "up1",
-    ])
-    .unwrap();
-    node.set_up("up0").unwrap();
-    node.set_up("up1").unwrap();
-    node.add_addr("up0", "192.0.2.1/30").unwrap();
-    node.add_route("default", "192.0.2.2").unwrap();
+    uplink(&node, Some("1400"));
     node.ip(&[
         "link", "add", "eth9", "mtu", "1300", "type", "veth", "peer", "name", "eth9p",
     ])
     .unwrap();
-    let pod = Netns::new("mtupod").unwrap();
-    let wep_name = format!("{NODE}-k8s-pod-eth0").replace('-', "--");
-    let veth = host_veth_name(&endpoint_id(NAMESPACE, &wep_name));
-    veth_pair(&node, &veth, &pod, "eth0").unwrap();
+    let Attached {
+        ns: pod,
+        wep_name,
+        veth,
+    } = attach_pod(&node, NODE, NAMESPACE, "pod", "mtupod");
     assert_eq!(mtu_of(&node, &veth), 1500);
 
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let store = runtime
-        .block_on(Store::connect(&EtcdConfig::new([etcd.endpoint()])))
-        .unwrap();
-    let resources = ResourceStore::new(store);
-    let write = |items: Vec<Resource>| {
-        runtime
-            .block_on(resources.write(Verb::Apply, &items))
-            .unwrap()
-    };
-    let wep = yaml(&format!(
-        "apiVersion: projectcalico.org/v3
-kind: WorkloadEndpoint
-metadata:
-  name: {wep_name}
-  namespace: {NAMESPACE}
-spec:
-  node: {NODE}
-  orchestrator: k8s
-  pod: pod
-  endpoint: eth0
-  interfaceName: {veth}
-  ipNetworks: [10.68.0.1/32]
-"
-    ));
+    let resources = Resources::connect(&etcd);
+    let write = |items: Vec<Resource>| resources.apply(&items);
+    let wep = workload_endpoint(NODE, NAMESPACE, &wep_name, &veth, "", "10.68.0.1/32");
     write(vec![pool("Never"), wep]);
     let mut config =
         AgentConfig::new(NODE, EtcdConfig::new([etcd.endpoint()])).in_netns(node.name());
     config.resync_interval = Duration::from_secs(1);
-    let agent = Agent::start(config).unwrap();
-    assert!(eventually(WAIT, || agent.status().in_sync()));
+    let agent = agent_in_sync(config);
 
     // Native pool: the default route's interface.
     eventually_ok(WAIT, || mtu_is(&node, &veth, 1400)).unwrap();

@@ -20,24 +20,25 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns: a panic is the failure report
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use datastore::etcd::{EtcdConfig, Store};
-use datastore::resource::{Resource, parse_and_validate_documents};
-use datastore::resource_store::{ResourceStore, Verb};
+use datastore::etcd::EtcdConfig;
+use datastore::resource::Resource;
 use felix::agent::{Agent, AgentConfig};
 use felix::nft::{NatDataplane, NatState, PolicyDataplane, PolicyState};
-use felix::ownership::{endpoint_id, host_veth_name};
+use support::{
+    Attached, Resources, WAIT, agent_in_sync, attach_pod, namespace, pod_ipv4, workload_endpoint,
+    yaml,
+};
 use test_support::etcd::Etcd;
 use test_support::lab::Lab;
-use test_support::{
-    HarnessError, Netns, SourceRecorder, eventually, eventually_ok, traffic, veth_pair,
-};
+use test_support::{HarnessError, Netns, SourceRecorder, eventually, eventually_ok, traffic};
 
 const NODE: &str = "nat-node-a";
 const NAMESPACE: &str = "natns";
-const WAIT: Duration = Duration::from_secs(20);
 const PORT: u16 = 8099;
 const LIST_NAT_CHAIN: [&str; 6] = [
     "nft",
@@ -47,10 +48,6 @@ const LIST_NAT_CHAIN: [&str; 6] = [
     "vrouter",
     "vr-nat-postrouting",
 ];
-
-fn yaml(text: &str) -> Resource {
-    parse_and_validate_documents(text).unwrap().remove(0)
-}
 
 /// A listener on `[::]:PORT` inside `ns` recording the source of every connection.
 fn listen(ns: &Netns) -> SourceRecorder {
@@ -81,48 +78,22 @@ struct Pod {
 }
 
 fn pod(node: &Netns, i: u8) -> Pod {
-    let ns = Netns::new(&format!("natpod{i}")).unwrap();
-    let wep_name = format!("{NODE}-k8s-pod{i}-eth0").replace('-', "--");
-    let veth = host_veth_name(&endpoint_id(NAMESPACE, &wep_name));
-    veth_pair(node, &veth, &ns, "eth0").unwrap();
+    let Attached { ns, wep_name, veth } = attach_pod(
+        node,
+        NODE,
+        NAMESPACE,
+        &format!("pod{i}"),
+        &format!("natpod{i}"),
+    );
     // As the CNI plugin leaves it: MAC ee:ee:ee:ee:ee:ee, so the pods' IPv6 gateway
     // fe80::ecee:eeff:feee:eeee is the host veth's link-local address.
     node.ip(&["link", "set", "dev", &veth, "address", "ee:ee:ee:ee:ee:ee"])
         .unwrap();
-    node.ip(&[
-        "-6",
-        "addr",
-        "add",
-        "fe80::ecee:eeff:feee:eeee/64",
-        "dev",
-        &veth,
-        "nodad",
-    ])
-    .unwrap();
-    let v4: IpAddr = format!("10.67.0.{}", i + 1).parse().unwrap();
+    add6(node, "fe80::ecee:eeff:feee:eeee/64", &veth);
+    let v4 = Ipv4Addr::new(10, 67, 0, i + 1);
     let v6: IpAddr = format!("fd00:67::{}", i + 1).parse().unwrap();
-    ns.add_addr("eth0", &format!("{v4}/32")).unwrap();
-    ns.ip(&[
-        "-6",
-        "addr",
-        "add",
-        &format!("{v6}/128"),
-        "dev",
-        "eth0",
-        "nodad",
-    ])
-    .unwrap();
-    ns.ip(&[
-        "route",
-        "add",
-        "169.254.1.1",
-        "dev",
-        "eth0",
-        "scope",
-        "link",
-    ])
-    .unwrap();
-    ns.add_route("default", "169.254.1.1").unwrap();
+    pod_ipv4(&ns, v4);
+    add6(&ns, &format!("{v6}/128"), "eth0");
     ns.ip(&[
         "-6",
         "route",
@@ -137,33 +108,22 @@ fn pod(node: &Netns, i: u8) -> Pod {
     Pod {
         ns,
         wep_name,
-        v4,
+        v4: v4.into(),
         v6,
         veth,
     }
 }
 
+/// An IPv6 address on `dev`, usable at once (no duplicate address detection).
+fn add6(ns: &Netns, cidr: &str, dev: &str) {
+    ns.ip(&["-6", "addr", "add", cidr, "dev", dev, "nodad"])
+        .unwrap();
+}
+
 fn wep(pod: &Pod) -> Resource {
-    yaml(&format!(
-        "apiVersion: projectcalico.org/v3
-kind: WorkloadEndpoint
-metadata:
-  name: {name}
-  namespace: {NAMESPACE}
-  labels: {{app: {name}}}
-spec:
-  node: {NODE}
-  orchestrator: k8s
-  pod: {name}
-  endpoint: eth0
-  interfaceName: {veth}
-  ipNetworks: [{v4}/32, {v6}/128]
-",
-        name = pod.wep_name,
-        veth = pod.veth,
-        v4 = pod.v4,
-        v6 = pod.v6,
-    ))
+    let labels = format!("app: {}", pod.wep_name);
+    let nets = format!("{}/32, {}/128", pod.v4, pod.v6);
+    workload_endpoint(NODE, NAMESPACE, &pod.wep_name, &pod.veth, &labels, &nets)
 }
 
 fn pool(name: &str, cidr: &str, nat: bool) -> Resource {
@@ -223,20 +183,10 @@ fn nat_outgoing_masquerades_only_traffic_leaving_the_cluster() {
         .unwrap();
     let pods = [pod(a, 0), pod(a, 1)];
 
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let store = runtime
-        .block_on(Store::connect(&EtcdConfig::new([etcd.endpoint()])))
-        .unwrap();
-    let resources = ResourceStore::new(store);
-    let write = |items: Vec<Resource>| {
-        runtime
-            .block_on(resources.write(Verb::Apply, &items))
-            .unwrap()
-    };
+    let resources = Resources::connect(&etcd);
+    let write = |items: Vec<Resource>| resources.apply(&items);
     write(vec![
-        yaml(&format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n"
-        )),
+        namespace(NAMESPACE),
         pool("pods-v4", "10.67.0.0/16", true),
         pool("pods-v6", "fd00:67::/64", true),
         node_resource(NODE, IpAddr::V4(a.ip()), IpAddr::V6(a.ip6())),
@@ -249,11 +199,7 @@ fn nat_outgoing_masquerades_only_traffic_leaving_the_cluster() {
         .with_nftables();
     // No periodic resync during the test: repairs below come from the counters read-back.
     config.resync_interval = Duration::from_secs(3600);
-    let agent = Agent::start(config).unwrap();
-    assert!(
-        eventually(WAIT, || agent.status().in_sync()),
-        "agent never got in sync"
-    );
+    let agent = agent_in_sync(config);
 
     let at_outside = listen(outside);
     let at_b = listen(b);

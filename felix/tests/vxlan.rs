@@ -11,7 +11,7 @@ use felix::calc::vxlan::{VtepDevice, VtepPeer, VxlanDesired};
 use felix::driver::routes::{RouteTable, RouteTarget};
 use felix::driver::vxlan::VtepTable;
 use felix::ownership::{ROUTE_PROTO_AGENT, VXLAN_DEVICE};
-use test_support::Netns;
+use test_support::{Netns, veth_pair};
 
 /// A namespace with `eth0` (a veth; its peer `eth0p` stays in the same namespace) holding
 /// `underlay`/24, MTU 1500.
@@ -329,22 +329,9 @@ fn two_vteps_carry_a_ping_between_tunnel_addresses() {
     test_support::trace_init();
     let a = Netns::new("felixvxa").unwrap();
     let b = Netns::new("felixvxb").unwrap();
-    a.ip(&[
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        b.name(),
-    ])
-    .unwrap();
+    veth_pair(&a, "eth0", &b, "eth0").unwrap();
     for (ns, addr) in [(&a, "10.9.0.1/24"), (&b, "10.9.0.2/24")] {
         ns.add_addr("eth0", addr).unwrap();
-        ns.set_up("eth0").unwrap();
     }
     let dev = |local: &str, addr: &str, last: u8| device(local, addr, last);
     let mut ta = vtep_in(&a);
