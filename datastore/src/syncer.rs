@@ -31,6 +31,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::etcd::{KeyValue, Listing, Store};
+use crate::keys::parse_resource_key;
+use crate::resource::Resource;
 
 /// Capacity of the channel to the consumer; a slow consumer slows the syncer, not memory.
 const CHANNEL_CAPACITY: usize = 1024;
@@ -170,6 +172,23 @@ impl Snapshot {
 
 /// Decodes a stored value; the error text is reported with the key.
 pub type Decoder<T> = Arc<dyn Fn(&str, &[u8]) -> Result<T, String> + Send + Sync>;
+
+/// A decoder for the resources prefix ([`crate::keys::RESOURCES`]) that decodes only the kinds
+/// whose plural (`nodes`, `bgppeers`, …) is in `plurals`; every other key is `None`, not
+/// decoded at all.
+pub fn resource_decoder(plurals: &'static [&'static str]) -> Decoder<Option<Resource>> {
+    Arc::new(move |key: &str, bytes: &[u8]| {
+        let relevant =
+            parse_resource_key(key).is_some_and(|k| plurals.contains(&k.plural.as_str()));
+        if !relevant {
+            return Ok(None);
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+        Resource::from_json(text)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    })
+}
 
 /// A running syncer. Dropping it stops the background task.
 #[derive(Debug)]
@@ -439,5 +458,22 @@ mod tests {
         assert_eq!(snap.apply_delete("/a", 8), None, "already gone");
         assert_eq!(snap.apply_delete("/never", 9), None);
         assert!(snap.is_empty());
+    }
+
+    #[test]
+    fn resource_decoder_decodes_only_the_kinds_asked_for() {
+        let node = crate::resource::parse_documents(
+            "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: n1}\n",
+        )
+        .unwrap()
+        .remove(0)
+        .to_json();
+        let decode = resource_decoder(&["nodes"]);
+        let key = crate::keys::resource_key("nodes", None, "n1");
+        let decoded = decode(&key, node.as_bytes()).unwrap();
+        assert!(matches!(decoded, Some(Resource::Node(_))), "{decoded:?}");
+        let other = crate::keys::resource_key("bgppeers", None, "p1");
+        assert_eq!(decode(&other, b"not even JSON").unwrap(), None);
+        assert!(decode(&key, b"not JSON").is_err());
     }
 }

@@ -8,15 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use bgp::speaker::cluster::{AgentTask, Launch};
 use bgp::speaker::netns::{FibChoice, NetnsSpeaker, start_speaker};
 use bgp::speaker::{CountingFib, PeerConfig, Shutdown, SpeakerConfig, SpeakerError, SpeakerHandle};
 use datastore::etcd::Store;
-use datastore::keys::{RESOURCES, parse_resource_key};
-use datastore::resource::Resource;
-use datastore::syncer::{SyncEvent, SyncStatus, Syncer};
+use datastore::keys::RESOURCES;
+use datastore::syncer::{SyncEvent, SyncStatus, Syncer, resource_decoder};
 use tokio::sync::{oneshot, watch};
 
 use crate::clients::{ClientPolicy, ClientSet};
@@ -127,18 +125,7 @@ async fn follow(
     synced: watch::Sender<usize>,
     mut stop: oneshot::Receiver<Shutdown>,
 ) {
-    let decode: datastore::syncer::Decoder<Option<Resource>> =
-        Arc::new(|key: &str, bytes: &[u8]| {
-            let relevant = parse_resource_key(key)
-                .is_some_and(|k| matches!(k.plural.as_str(), "nodes" | "bgpconfigurations"));
-            if !relevant {
-                return Ok(None);
-            }
-            let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
-            Resource::from_json(text)
-                .map(Some)
-                .map_err(|e| e.to_string())
-        });
+    let decode = resource_decoder(&["nodes", "bgpconfigurations"]);
     let mut syncer = Syncer::spawn(store, RESOURCES, decode);
     let mut set = ClientSet::default();
     let mut in_sync = false;

@@ -46,7 +46,7 @@ use datastore::ipam::block::AllocationBlock;
 use datastore::keys::{IPAM_BLOCKS, RESOURCES, parse_resource_key};
 use datastore::resource::bgp::NextHopMode;
 use datastore::resource::{BgpConfiguration, BgpPeer, IpPool, Node, Resource};
-use datastore::syncer::{SyncEvent, SyncStatus, Syncer};
+use datastore::syncer::{SyncEvent, SyncStatus, Syncer, resource_decoder};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -607,22 +607,7 @@ async fn agent(
     mut stop: oneshot::Receiver<Shutdown>,
     recheck: Arc<Notify>,
 ) {
-    let decode_resource: datastore::syncer::Decoder<Option<Resource>> =
-        Arc::new(|key: &str, bytes: &[u8]| {
-            let relevant = parse_resource_key(key).is_some_and(|k| {
-                matches!(
-                    k.plural.as_str(),
-                    "nodes" | "bgppeers" | "bgpconfigurations" | "ippools"
-                )
-            });
-            if !relevant {
-                return Ok(None);
-            }
-            let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
-            Resource::from_json(text)
-                .map(Some)
-                .map_err(|e| e.to_string())
-        });
+    let decode_resource = resource_decoder(&["nodes", "bgppeers", "bgpconfigurations", "ippools"]);
     let decode_block: datastore::syncer::Decoder<AllocationBlock> =
         Arc::new(|_: &str, bytes: &[u8]| {
             AllocationBlock::from_json(bytes).map_err(|e| e.to_string())
