@@ -294,18 +294,13 @@ impl Model {
                     }
                     match rule.action {
                         Action::Allow | Action::Deny => {
-                            let verdict = if rule.action == Action::Allow {
-                                Verdict::Allow
-                            } else {
-                                Verdict::Deny
-                            };
                             let decision = Decision::PolicyRule {
                                 tier: tier.clone(),
                                 policy: policy.id.clone(),
                                 rule: index,
                                 action: rule.action,
                             };
-                            return done(verdict, decision, notes);
+                            return done(final_verdict(rule.action), decision, notes);
                         }
                         Action::Pass => {
                             notes.push(format!(
@@ -359,18 +354,13 @@ impl Model {
                 }
                 match rule.action {
                     Action::Allow | Action::Deny => {
-                        let verdict = if rule.action == Action::Allow {
-                            Verdict::Allow
-                        } else {
-                            Verdict::Deny
-                        };
                         let decision = Decision::ProfileRule {
                             profile: name.clone(),
                             rule: index,
                             action: rule.action,
                             policies_applied,
                         };
-                        return done(verdict, decision, notes);
+                        return done(final_verdict(rule.action), decision, notes);
                     }
                     Action::Pass => break,
                     Action::Log => {
@@ -581,6 +571,15 @@ impl fmt::Display for FlowVerdict {
                 self.dst_addr
             ),
         }
+    }
+}
+
+/// The verdict of a rule that decides (`Allow` or `Deny`).
+fn final_verdict(action: Action) -> Verdict {
+    if action == Action::Allow {
+        Verdict::Allow
+    } else {
+        Verdict::Deny
     }
 }
 

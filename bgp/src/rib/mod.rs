@@ -269,14 +269,7 @@ impl Rib {
             return Vec::new();
         };
         let gone = state.adj_rib_in.sweep_stale(families);
-        let mut changes = Vec::new();
-        for nlri in gone {
-            changes.extend(
-                self.loc_rib
-                    .remove(nlri.prefix, Some(address), nlri.path_id),
-            );
-        }
-        changes
+        self.remove_paths(address, gone)
     }
 
     /// Originates a local route.
@@ -389,6 +382,11 @@ impl Rib {
             return Vec::new();
         };
         let gone = state.adj_rib_in.clear(families);
+        self.remove_paths(address, gone)
+    }
+
+    /// Removes from the Loc-RIB the peer's paths `gone` (just dropped from its Adj-RIB-In).
+    fn remove_paths(&mut self, address: IpAddr, gone: Vec<Nlri>) -> Vec<BestChange> {
         let mut changes = Vec::new();
         for nlri in gone {
             changes.extend(

@@ -601,15 +601,11 @@ impl Ipam {
     /// Frees every address held by `handle` and deletes the handle. Idempotent: an unknown
     /// handle frees nothing. Returns the addresses freed.
     pub async fn release_by_handle(&self, handle: &str) -> Result<Vec<IpAddr>, IpamError> {
-        let Some(kv) = self.store.get(&ipam_handle_key(handle)).await? else {
+        let Some(blocks) = self.handle_blocks(handle).await? else {
             return Ok(Vec::new());
         };
-        let record = IpamHandle::from_json(&kv.value)?;
         let mut released = Vec::new();
-        for segment in record.blocks.keys() {
-            let Some(cidr) = parse_cidr_segment(segment) else {
-                continue;
-            };
+        for cidr in blocks {
             released.extend(
                 self.release_in_block(&cidr, |block| {
                     block
@@ -746,20 +742,31 @@ impl Ipam {
 
     /// Addresses held by `handle`.
     pub async fn ips_by_handle(&self, handle: &str) -> Result<Vec<IpAddr>, IpamError> {
-        let Some(kv) = self.store.get(&ipam_handle_key(handle)).await? else {
+        let Some(blocks) = self.handle_blocks(handle).await? else {
             return Ok(Vec::new());
         };
-        let record = IpamHandle::from_json(&kv.value)?;
         let mut ips = Vec::new();
-        for segment in record.blocks.keys() {
-            let Some(cidr) = parse_cidr_segment(segment) else {
-                continue;
-            };
+        for cidr in blocks {
             if let Some(b) = self.store.get(&ipam_block_key(&cidr)).await? {
                 ips.extend(AllocationBlock::from_json(&b.value)?.ips_by_handle(handle));
             }
         }
         Ok(ips)
+    }
+
+    /// The blocks `handle` holds addresses in, by its record (`None`: no such handle).
+    async fn handle_blocks(&self, handle: &str) -> Result<Option<Vec<IpNetwork>>, IpamError> {
+        let Some(kv) = self.store.get(&ipam_handle_key(handle)).await? else {
+            return Ok(None);
+        };
+        let record = IpamHandle::from_json(&kv.value)?;
+        Ok(Some(
+            record
+                .blocks
+                .keys()
+                .filter_map(|s| parse_cidr_segment(s))
+                .collect(),
+        ))
     }
 
     /// Every block in etcd, decoded, in key order.
