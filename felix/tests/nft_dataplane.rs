@@ -163,6 +163,31 @@ fn resync_restores_elements_removed_by_hand() {
     assert!(dp.resync().expect("resync").is_noop());
 }
 
+/// Applies DEFAULT_DENY with `labels` for a, b and c; checks that only set elements
+/// changed, `(added, removed)` of them.
+fn relabel(lab: &Lab, dp: &mut PolicyDataplane, labels: &[(&str, &str)], changed: (usize, usize)) {
+    let report = apply_state(lab, dp, DEFAULT_DENY, labels, &["a", "b", "c"]);
+    assert!(report.only_elements_changed(), "{report:?}");
+    assert_eq!(
+        (report.elements_added, report.elements_removed),
+        changed,
+        "{report:?}"
+    );
+}
+
+/// a → b:80 is denied, by the evaluator for `labels` and by the kernel.
+fn a_to_b_denied(lab: &Lab, labels: &[(&str, &str)]) {
+    let model = model_of(&format!("{}{DEFAULT_DENY}", lab.base_yaml(labels)));
+    let probe = Probe {
+        src: idx(lab, "a"),
+        dst: idx(lab, "b"),
+        protocol: TCP,
+        port: 80,
+    };
+    assert!(!evaluate(lab, &model, &probe));
+    assert!(!tcp(lab, "a", "b", 80));
+}
+
 #[test]
 fn a_label_change_only_changes_set_elements() {
     let lab = Lab::new(3);
@@ -176,31 +201,11 @@ fn a_label_change_only_changes_set_elements() {
         LABELS[1],
         LABELS[2],
     ];
-    let report = apply_state(&lab, &mut dp, DEFAULT_DENY, &relabelled, &["a", "b", "c"]);
-    assert!(report.only_elements_changed(), "{report:?}");
-    assert_eq!(
-        (report.elements_added, report.elements_removed),
-        (0, 1),
-        "{report:?}"
-    );
-    let model = model_of(&format!("{}{DEFAULT_DENY}", lab.base_yaml(&relabelled)));
-    let probe = Probe {
-        src: idx(&lab, "a"),
-        dst: idx(&lab, "b"),
-        protocol: TCP,
-        port: 80,
-    };
-    assert!(!evaluate(&lab, &model, &probe));
-    assert!(!tcp(&lab, "a", "b", 80));
+    relabel(&lab, &mut dp, &relabelled, (0, 1));
+    a_to_b_denied(&lab, &relabelled);
 
     // And back.
-    let report = apply_state(&lab, &mut dp, DEFAULT_DENY, &LABELS, &["a", "b", "c"]);
-    assert!(report.only_elements_changed(), "{report:?}");
-    assert_eq!(
-        (report.elements_added, report.elements_removed),
-        (1, 0),
-        "{report:?}"
-    );
+    relabel(&lab, &mut dp, &LABELS, (1, 0));
     assert!(tcp(&lab, "a", "b", 80));
 
     // The local endpoint b stops being `app: db`: db-from-frontend no longer applies to it.
@@ -210,24 +215,9 @@ fn a_label_change_only_changes_set_elements() {
         ("b", "{app: cache, projectcalico.org/orchestrator: k8s}"),
         LABELS[2],
     ];
-    let report = apply_state(&lab, &mut dp, DEFAULT_DENY, &not_db, &["a", "b", "c"]);
-    assert!(report.only_elements_changed(), "{report:?}");
-    assert_eq!(
-        (report.elements_added, report.elements_removed),
-        (0, 1),
-        "{report:?}"
-    );
-    let model = model_of(&format!("{}{DEFAULT_DENY}", lab.base_yaml(&not_db)));
-    let probe = Probe {
-        src: idx(&lab, "a"),
-        dst: idx(&lab, "b"),
-        protocol: TCP,
-        port: 80,
-    };
-    assert!(!evaluate(&lab, &model, &probe));
-    assert!(!tcp(&lab, "a", "b", 80));
-    let report = apply_state(&lab, &mut dp, DEFAULT_DENY, &LABELS, &["a", "b", "c"]);
-    assert!(report.only_elements_changed(), "{report:?}");
+    relabel(&lab, &mut dp, &not_db, (0, 1));
+    a_to_b_denied(&lab, &not_db);
+    relabel(&lab, &mut dp, &LABELS, (1, 0));
     assert!(tcp(&lab, "a", "b", 80));
 }
 

@@ -132,6 +132,15 @@ enum Attempt<T> {
     Retry,
 }
 
+/// The CIDRs of the blocks in a listing of [`IPAM_BLOCKS`], by their keys.
+fn block_cidrs(kvs: &[KeyValue]) -> impl Iterator<Item = IpNetwork> + '_ {
+    kvs.iter().filter_map(|kv| {
+        kv.key
+            .strip_prefix(IPAM_BLOCKS)
+            .and_then(parse_cidr_segment)
+    })
+}
+
 fn conflicted(e: &DatastoreError) -> bool {
     matches!(
         e,
@@ -419,15 +428,7 @@ impl Ipam {
             return Ok(None);
         };
         let listing = self.store.list(IPAM_BLOCKS).await?;
-        let existing: Vec<IpNetwork> = listing
-            .kvs
-            .iter()
-            .filter_map(|kv| {
-                kv.key
-                    .strip_prefix(IPAM_BLOCKS)
-                    .and_then(parse_cidr_segment)
-            })
-            .collect();
+        let existing: Vec<IpNetwork> = block_cidrs(&listing.kvs).collect();
         // Every candidate is either skipped (it exists) or tried once; a lost race moves on
         // to the next candidate, whose creation is itself a CAS.
         let start = start_index(node, count);
@@ -568,15 +569,7 @@ impl Ipam {
         let listing = self.store.list(IPAM_BLOCKS).await?;
         let mut by_block: BTreeMap<IpNetwork, Vec<IpAddr>> = BTreeMap::new();
         for ip in ips {
-            let block = listing
-                .kvs
-                .iter()
-                .filter_map(|kv| {
-                    kv.key
-                        .strip_prefix(IPAM_BLOCKS)
-                        .and_then(parse_cidr_segment)
-                })
-                .find(|cidr| cidr.contains(*ip));
+            let block = block_cidrs(&listing.kvs).find(|cidr| cidr.contains(*ip));
             if let Some(cidr) = block {
                 by_block.entry(cidr).or_default().push(*ip);
             }

@@ -42,12 +42,17 @@ metadata: {name: only-c}
 spec: {node: c, peerIP: 10.0.0.253, asNumber: 65200}
 "#;
 
-fn state() -> ClusterState {
-    let mut state = ClusterState::default();
-    for resource in parse_documents(YAML).unwrap() {
+/// Feeds every resource in `yaml` to `state`, as the resource syncer would.
+fn apply(state: &mut ClusterState, yaml: &str) {
+    for resource in parse_documents(yaml).unwrap() {
         let key = resource_key(resource.kind().plural(), None, resource.name());
         state.resource(&key, Some(resource));
     }
+}
+
+fn state() -> ClusterState {
+    let mut state = ClusterState::default();
+    apply(&mut state, YAML);
     state
 }
 
@@ -104,10 +109,7 @@ kind: BGPPeer
 metadata: {name: to-rr}
 spec: {peerSelector: "role == 'rr'"}
 "#;
-    for resource in parse_documents(extra).unwrap() {
-        let key = resource_key(resource.kind().plural(), None, resource.name());
-        s.resource(&key, Some(resource));
-    }
+    apply(&mut s, extra);
     let d = s.desired("a").unwrap();
     assert_eq!(d.asn, DEFAULT_ASN);
     let peers: Vec<_> = d.peers.keys().map(ToString::to_string).collect();
@@ -218,10 +220,7 @@ spec: {nodeSelector: all(), peerSelector: "route-reflector == 'true'"}
 
 fn rr_state() -> ClusterState {
     let mut state = ClusterState::default();
-    for resource in parse_documents(RR_YAML).unwrap() {
-        let key = resource_key(resource.kind().plural(), None, resource.name());
-        state.resource(&key, Some(resource));
-    }
+    apply(&mut state, RR_YAML);
     state
 }
 
@@ -287,10 +286,7 @@ kind: BGPPeer
 metadata: {name: only-c}
 spec: {node: c, peerIP: 10.0.0.253, asNumber: 65200, password: {secretKeyRef: {name: bgp, key: tor}}}
 "#;
-    for resource in parse_documents(extra).unwrap() {
-        let key = resource_key(resource.kind().plural(), None, resource.name());
-        s.resource(&key, Some(resource));
-    }
+    apply(&mut s, extra);
     s
 }
 
