@@ -7,20 +7,9 @@ use super::*;
 use crate::evaluate::{Flow, Peer, Verdict};
 use crate::ipset::SetChange;
 use crate::model::{
-    Endpoint, Labels, ModelParts, NamedPort, Namespace, NetworkSet, Policy, PolicyKind, Tier,
+    Endpoint, ModelParts, NamedPort, Namespace, NetworkSet, Policy, PolicyKind, Tier,
 };
-use crate::selector::Selector;
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn sel(s: &str) -> Selector {
-    Selector::parse(s).expect("selector")
-}
+use crate::test_util::{labels, sel};
 
 fn ep(ns: &str, name: &str, ip: &str, app: &str) -> Endpoint {
     Endpoint {

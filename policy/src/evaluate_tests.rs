@@ -7,17 +7,8 @@ use crate::model::{
 };
 use crate::rule::{IcmpMatch, PortMatch};
 use crate::selector::Selector;
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn sel(s: &str) -> Selector {
-    Selector::parse(s).expect("selector")
-}
+use crate::test_util::{labels, sel};
+use Verdict::{Allow, Deny};
 
 fn ep(ns: &str, name: &str, ip: &str, l: &[(&str, &str)]) -> Endpoint {
     Endpoint {
@@ -117,6 +108,25 @@ fn verdict(m: &Model, f: &Flow) -> Verdict {
     m.evaluate(f).expect("evaluates").verdict
 }
 
+/// A flow to check and the verdict it must get: (source, destination, protocol, port).
+type Case<'a> = (&'a str, &'a str, Protocol, Option<u16>, Verdict);
+
+/// Checks the verdict of every case.
+fn expect_verdicts(m: &Model, cases: &[Case<'_>]) {
+    for (src, dst, protocol, port, want) in cases {
+        let got = verdict(m, &flow(src, dst, *protocol, *port));
+        assert_eq!(got, *want, "{src} -> {dst} {protocol:?} {port:?}");
+    }
+}
+
+/// The model with one policy `p` selecting web, with these ingress rules.
+fn web_ingress(rules: Vec<Rule>) -> Model {
+    model_with(vec![gnp("p", 1.0, "app == 'web'", rules, vec![])])
+}
+
+const TCP: Protocol = Protocol::TCP;
+const UDP: Protocol = Protocol::UDP;
+
 #[test]
 fn no_policy_means_default_allow_via_namespace_profile() {
     let m = model_with(vec![]);
@@ -150,13 +160,7 @@ fn end_of_tier_default_deny() {
         vec![tcp("80")],
         vec![],
     )]);
-    assert_eq!(
-        verdict(
-            &m,
-            &flow("prod/client", "prod/web", Protocol::TCP, Some(80))
-        ),
-        Verdict::Allow
-    );
+    expect_verdicts(&m, &[("prod/client", "prod/web", TCP, Some(80), Allow)]);
     let v = m
         .evaluate(&flow("prod/client", "prod/web", Protocol::TCP, Some(81)))
         .expect("ok");
@@ -283,28 +287,14 @@ fn selectors_match_network_sets_and_nets() {
     r.source.not_nets = vec!["198.51.100.128/25".parse().expect("net")];
     let mut by_net = Rule::new(Action::Allow);
     by_net.source.nets = vec!["203.0.113.0/24".parse().expect("net")];
-    let m = model_with(vec![gnp("p", 1.0, "app == 'web'", vec![r, by_net], vec![])]);
-    assert_eq!(
-        verdict(
-            &m,
-            &flow("198.51.100.5", "prod/web", Protocol::TCP, Some(1))
-        ),
-        Verdict::Allow
-    );
-    assert_eq!(
-        verdict(
-            &m,
-            &flow("198.51.100.200", "prod/web", Protocol::TCP, Some(1))
-        ),
-        Verdict::Deny
-    );
-    assert_eq!(
-        verdict(&m, &flow("203.0.113.1", "prod/web", Protocol::TCP, Some(1))),
-        Verdict::Allow
-    );
-    assert_eq!(
-        verdict(&m, &flow("192.0.2.1", "prod/web", Protocol::TCP, Some(1))),
-        Verdict::Deny
+    expect_verdicts(
+        &web_ingress(vec![r, by_net]),
+        &[
+            ("198.51.100.5", "prod/web", TCP, Some(1), Allow),
+            ("198.51.100.200", "prod/web", TCP, Some(1), Deny),
+            ("203.0.113.1", "prod/web", TCP, Some(1), Allow),
+            ("192.0.2.1", "prod/web", TCP, Some(1), Deny),
+        ],
     );
 }
 
@@ -314,26 +304,22 @@ fn namespace_scoped_selectors() {
     let scoped = Selector::in_namespace("prod").and(&sel("app == 'client'"));
     let mut r = Rule::new(Action::Allow);
     r.source.selector = Some(scoped);
-    let m = model_with(vec![gnp("p", 1.0, "app == 'web'", vec![r], vec![])]);
-    assert_eq!(
-        verdict(&m, &flow("prod/client", "prod/web", Protocol::TCP, Some(1))),
-        Verdict::Allow
-    );
-    assert_eq!(
-        verdict(&m, &flow("dev/tester", "prod/web", Protocol::TCP, Some(1))),
-        Verdict::Deny
+    expect_verdicts(
+        &web_ingress(vec![r]),
+        &[
+            ("prod/client", "prod/web", TCP, Some(1), Allow),
+            ("dev/tester", "prod/web", TCP, Some(1), Deny),
+        ],
     );
     // namespaceSelector env == 'dev' (converted to pcns.) selects the tester.
     let mut r = Rule::new(Action::Allow);
     r.source.selector = Some(sel("env == 'dev'").namespace_to_entity());
-    let m = model_with(vec![gnp("p", 1.0, "app == 'web'", vec![r], vec![])]);
-    assert_eq!(
-        verdict(&m, &flow("dev/tester", "prod/web", Protocol::TCP, Some(1))),
-        Verdict::Allow
-    );
-    assert_eq!(
-        verdict(&m, &flow("prod/client", "prod/web", Protocol::TCP, Some(1))),
-        Verdict::Deny
+    expect_verdicts(
+        &web_ingress(vec![r]),
+        &[
+            ("dev/tester", "prod/web", TCP, Some(1), Allow),
+            ("prod/client", "prod/web", TCP, Some(1), Deny),
+        ],
     );
 }
 
@@ -341,19 +327,14 @@ fn namespace_scoped_selectors() {
 fn not_selector_excludes() {
     let mut r = Rule::new(Action::Allow);
     r.source.not_selector = Some(sel("projectcalico.org/namespace == 'dev'"));
-    let m = model_with(vec![gnp("p", 1.0, "app == 'web'", vec![r], vec![])]);
-    assert_eq!(
-        verdict(&m, &flow("prod/client", "prod/web", Protocol::TCP, Some(1))),
-        Verdict::Allow
-    );
-    assert_eq!(
-        verdict(&m, &flow("dev/tester", "prod/web", Protocol::TCP, Some(1))),
-        Verdict::Deny
-    );
-    // Addresses no entity owns are not selected, so notSelector does not exclude them.
-    assert_eq!(
-        verdict(&m, &flow("192.0.2.1", "prod/web", Protocol::TCP, Some(1))),
-        Verdict::Allow
+    expect_verdicts(
+        &web_ingress(vec![r]),
+        &[
+            ("prod/client", "prod/web", TCP, Some(1), Allow),
+            ("dev/tester", "prod/web", TCP, Some(1), Deny),
+            // Addresses no entity owns are not selected, so notSelector does not exclude them.
+            ("192.0.2.1", "prod/web", TCP, Some(1), Allow),
+        ],
     );
 }
 
@@ -361,57 +342,19 @@ fn not_selector_excludes() {
 fn ports_ranges_named_and_negated() {
     let mut range = tcp("8000:8100");
     range.destination.not_ports = vec![PortMatch::parse("8050").expect("port")];
-    let m = model_with(vec![gnp(
-        "p",
-        1.0,
-        "app == 'web'",
-        vec![range, tcp("http")],
-        vec![],
-    )]);
-    assert_eq!(
-        verdict(
-            &m,
-            &flow("prod/client", "prod/web", Protocol::TCP, Some(8000))
-        ),
-        Verdict::Allow
-    );
-    assert_eq!(
-        verdict(
-            &m,
-            &flow("prod/client", "prod/web", Protocol::TCP, Some(8100))
-        ),
-        Verdict::Allow
-    );
-    assert_eq!(
-        verdict(
-            &m,
-            &flow("prod/client", "prod/web", Protocol::TCP, Some(8050))
-        ),
-        Verdict::Deny
-    );
-    assert_eq!(
-        verdict(
-            &m,
-            &flow("prod/client", "prod/web", Protocol::TCP, Some(8101))
-        ),
-        Verdict::Deny
-    );
-    assert_eq!(
-        verdict(
-            &m,
-            &flow("prod/client", "prod/web", Protocol::UDP, Some(8000))
-        ),
-        Verdict::Deny
+    expect_verdicts(
+        &web_ingress(vec![range, tcp("http")]),
+        &[
+            ("prod/client", "prod/web", TCP, Some(8000), Allow),
+            ("prod/client", "prod/web", TCP, Some(8100), Allow),
+            ("prod/client", "prod/web", TCP, Some(8050), Deny),
+            ("prod/client", "prod/web", TCP, Some(8101), Deny),
+            ("prod/client", "prod/web", UDP, Some(8000), Deny),
+        ],
     );
     // Named port "http" is 8080/TCP on web only: 8080 matches via range too, so test it on v6
     // where the range rule matches equally; then check the named port alone.
-    let m = model_with(vec![gnp(
-        "p",
-        1.0,
-        "app == 'web'",
-        vec![tcp("http")],
-        vec![],
-    )]);
+    let m = web_ingress(vec![tcp("http")]);
     let v = m
         .evaluate(&flow("prod/client", "prod/web", Protocol::TCP, Some(8080)))
         .expect("ok");
@@ -420,19 +363,12 @@ fn ports_ranges_named_and_negated() {
         &v.ingress.expect("ingress").decision,
         Decision::PolicyRule { rule: 0, .. }
     ));
-    assert_eq!(
-        verdict(
-            &m,
-            &flow("prod/client", "prod/web", Protocol::TCP, Some(80))
-        ),
-        Verdict::Deny
-    );
-    assert_eq!(
-        verdict(
-            &m,
-            &flow("prod/client", "prod/web", Protocol::UDP, Some(8080))
-        ),
-        Verdict::Deny
+    expect_verdicts(
+        &m,
+        &[
+            ("prod/client", "prod/web", TCP, Some(80), Deny),
+            ("prod/client", "prod/web", UDP, Some(8080), Deny),
+        ],
     );
 }
 
@@ -444,20 +380,13 @@ fn protocol_icmp_and_ip_version() {
     let mut ping = Rule::new(Action::Allow);
     ping.protocol = Some(Protocol::ICMPV6);
     ping.icmp = IcmpMatch::new(Some(128), None).expect("icmp");
-    let m = model_with(vec![gnp(
-        "p",
-        1.0,
-        "app == 'web'",
-        vec![not_udp, ping],
-        vec![],
-    )]);
-    assert_eq!(
-        verdict(&m, &flow("prod/client", "prod/web", Protocol::TCP, Some(1))),
-        Verdict::Allow
-    );
-    assert_eq!(
-        verdict(&m, &flow("prod/client", "prod/web", Protocol::UDP, Some(1))),
-        Verdict::Deny
+    let m = web_ingress(vec![not_udp, ping]);
+    expect_verdicts(
+        &m,
+        &[
+            ("prod/client", "prod/web", TCP, Some(1), Allow),
+            ("prod/client", "prod/web", UDP, Some(1), Deny),
+        ],
     );
     // IPv6 source: the IPv4-only rule does not match; ICMPv6 echo does.
     let mut f = flow("fd00::9", "prod/web", Protocol::ICMPV6, None);
@@ -564,7 +493,7 @@ fn source_ports_need_a_known_source_port() {
     let mut r = Rule::new(Action::Allow);
     r.protocol = Some(Protocol::UDP);
     r.source.ports = vec![PortMatch::parse("53").expect("port")];
-    let m = model_with(vec![gnp("p", 1.0, "app == 'web'", vec![r], vec![])]);
+    let m = web_ingress(vec![r]);
     let mut f = flow("prod/client", "prod/web", Protocol::UDP, Some(1000));
     assert_eq!(verdict(&m, &f), Verdict::Deny);
     f.src_port = Some(53);

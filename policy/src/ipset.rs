@@ -408,13 +408,7 @@ impl IpSetIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::test_util::labels;
 
     fn data(l: &[(&str, &str)], net: &str) -> EntityData {
         EntityData {

@@ -16,6 +16,8 @@ pub mod ipset;
 pub mod model;
 pub mod rule;
 pub mod selector;
+#[cfg(test)]
+mod test_util;
 
 pub use evaluate::{Flow, FlowVerdict, Peer, Verdict};
 pub use model::{Model, ModelError, ModelParts};

@@ -695,13 +695,7 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::test_util::labels;
 
     fn policy(name: &str, tier: &str, order: Option<f64>) -> Policy {
         Policy {

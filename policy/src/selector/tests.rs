@@ -2,20 +2,8 @@
 //! (`libcalico-go/lib/selector/parser/parser_test.go`) plus one passing and one failing case
 //! per grammar production.
 
-use std::collections::BTreeMap;
-
 use super::*;
-
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn sel(s: &str) -> Selector {
-    Selector::parse(s).unwrap_or_else(|e| panic!("{s:?} should parse: {e}"))
-}
+use crate::test_util::{labels, sel};
 
 /// (selector, label maps it matches, label maps it does not match)
 type Case = (
