@@ -31,12 +31,14 @@ use bgp_support::{
     CLUSTER_AS, Vrouter, apply, config, etcd_store, node_yaml, peer, runtime, start_reflector,
 };
 use test_support::etcd::Etcd;
-use test_support::{BgpConfig, Bird, GoBgp, Lab, assert_eventually};
+use test_support::{BgpConfig, Bird, GoBgp, Lab, Node, assert_eventually};
 
 const CLUSTER_ID: Ipv4Addr = Ipv4Addr::new(10, 255, 0, 9);
+/// The service address two clients announce.
+const ANYCAST: &str = "10.96.0.10/32";
 
 /// Probe: the kernel route for `prefix` goes via exactly `hops` (ECMP when several).
-fn kernel_hops(node: &test_support::Node, prefix: &str, hops: &[Ipv4Addr]) -> Result<(), String> {
+fn kernel_hops(node: &Node, prefix: &str, hops: &[Ipv4Addr]) -> Result<(), String> {
     let out = node
         .exec_ok(&["ip", "-4", "route", "show", "exact", prefix, "proto", "81"])
         .map_err(|e| e.to_string())?;
@@ -59,6 +61,27 @@ fn kernel_hops(node: &test_support::Node, prefix: &str, hops: &[Ipv4Addr]) -> Re
     }
 }
 
+/// A vrouter speaker on each client, peering with `rr`; clients 0 and 1 announce [`ANYCAST`],
+/// and with `blocks` client `i` also its block `10.244.i.0/26`.
+fn start_clients(rr: &Node, clients: &[Node], blocks: bool) -> Vec<Vrouter> {
+    clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut cfg = config(c, CLUSTER_AS);
+            cfg.peers.push(peer(rr.ip().into(), CLUSTER_AS, false));
+            if blocks {
+                cfg.originate
+                    .push(format!("10.244.{i}.0/26").parse().unwrap());
+            }
+            if i < 2 {
+                cfg.originate.push(ANYCAST.parse().unwrap());
+            }
+            Vrouter::start(c, cfg)
+        })
+        .collect()
+}
+
 #[test]
 fn bird_reflects_for_vrouter_clients() {
     test_support::trace_init();
@@ -72,20 +95,7 @@ fn bird_reflects_for_vrouter_clients() {
         bird_cfg = bird_cfg.rr_client(c.ip().into(), CLUSTER_AS);
     }
     let bird = Bird::start_with(rr, &bird_cfg).unwrap();
-    let vrouters: Vec<Vrouter> = clients
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let mut cfg = config(c, CLUSTER_AS);
-            cfg.peers.push(peer(rr.ip().into(), CLUSTER_AS, false));
-            cfg.originate
-                .push(format!("10.244.{i}.0/26").parse().unwrap());
-            if i < 2 {
-                cfg.originate.push("10.96.0.10/32".parse().unwrap());
-            }
-            Vrouter::start(c, cfg)
-        })
-        .collect();
+    let vrouters = start_clients(rr, clients, true);
     for (vr, c) in vrouters.iter().zip(clients) {
         let status = assert_eventually!(vr.established(rr.ip().into()));
         assert!(!status.context.unwrap().add_path_receive.is_empty());
@@ -119,17 +129,13 @@ fn bird_reflects_for_vrouter_clients() {
     // Anycast from clients 0 and 1: client 2 gets both paths and installs ECMP.
     assert_eventually!(kernel_hops(
         &clients[2],
-        "10.96.0.10/32",
+        ANYCAST,
         &[clients[0].ip(), clients[1].ip()]
     ));
-    let route = assert_eventually!(vrouters[2].route("10.96.0.10/32"));
+    let route = assert_eventually!(vrouters[2].route(ANYCAST));
     assert_eq!(route.candidates, 2, "both paths survive reflection");
-    vrouters[0].withdraw("10.96.0.10/32");
-    assert_eventually!(kernel_hops(
-        &clients[2],
-        "10.96.0.10/32",
-        &[clients[1].ip()]
-    ));
+    vrouters[0].withdraw(ANYCAST);
+    assert_eventually!(kernel_hops(&clients[2], ANYCAST, &[clients[1].ip()]));
     drop(vrouters);
 }
 
@@ -281,38 +287,23 @@ fn vrouter_reflector_keeps_anycast_paths_with_add_path() {
         .collect();
     apply(&store, &yaml);
     let reflector = start_reflector(&store, &etcd, rr, CLUSTER_ID);
-    let vrouters: Vec<Vrouter> = clients
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let mut cfg = config(c, CLUSTER_AS);
-            cfg.peers.push(peer(rr.ip().into(), CLUSTER_AS, false));
-            if i < 2 {
-                cfg.originate.push("10.96.0.10/32".parse().unwrap());
-            }
-            Vrouter::start(c, cfg)
-        })
-        .collect();
+    let vrouters = start_clients(rr, clients, false);
     for vr in &vrouters {
         assert_eventually!(vr.established(rr.ip().into()));
     }
     assert_eventually!(kernel_hops(
         &clients[2],
-        "10.96.0.10/32",
+        ANYCAST,
         &[clients[0].ip(), clients[1].ip()]
     ));
     // Each anycast owner gets the other owner's path only (its own is not sent back).
-    let route = assert_eventually!(vrouters[0].route("10.96.0.10/32"));
+    let route = assert_eventually!(vrouters[0].route(ANYCAST));
     assert_eq!(
         route.candidates, 2,
         "own + the other owner's reflected path"
     );
-    vrouters[1].withdraw("10.96.0.10/32");
-    assert_eventually!(kernel_hops(
-        &clients[2],
-        "10.96.0.10/32",
-        &[clients[0].ip()]
-    ));
+    vrouters[1].withdraw(ANYCAST);
+    assert_eventually!(kernel_hops(&clients[2], ANYCAST, &[clients[0].ip()]));
     drop(vrouters);
     runtime().block_on(reflector.stop(Shutdown::Stop));
 }

@@ -278,6 +278,16 @@ fn raw_update(withdrawn: &[u8], attrs: &[u8], nlri: &[u8]) -> Vec<u8> {
     m.extend_from_slice(nlri);
     m
 }
+
+/// An UPDATE announcing 10.1.2.0/24 with `attrs`, decoded as from an iBGP peer.
+fn ibgp_update_of_10_1_2(attrs: &[u8]) -> Update {
+    let raw = raw_update(&[], attrs, &[24, 10, 1, 2]);
+    let Message::Update(u) = decode_message(&raw, &ibgp()).unwrap() else {
+        panic!("not an UPDATE")
+    };
+    u
+}
+
 const ORIGIN: [u8; 4] = [0x40, 1, 1, 0];
 const AS_PATH: [u8; 3] = [0x40, 2, 0];
 const NH: [u8; 7] = [0x40, 3, 4, 10, 0, 0, 4];
@@ -286,11 +296,7 @@ const LP: [u8; 7] = [0x40, 5, 4, 0, 0, 0, 100];
 #[test]
 fn missing_next_hop_on_ibgp_is_treat_as_withdraw() {
     let attrs = [&ORIGIN[..], &AS_PATH, &LP].concat();
-    let Message::Update(u) =
-        decode_message(&raw_update(&[], &attrs, &[24, 10, 1, 2]), &ibgp()).unwrap()
-    else {
-        panic!()
-    };
+    let u = ibgp_update_of_10_1_2(&attrs);
     assert_eq!(u.disposition(), Some(Disposition::TreatAsWithdraw));
     assert_eq!(u.withdrawn, vec![Nlri::new(p("10.1.2.0/24"))]);
     let e = u.errors.iter().find(|e| e.type_code == 3).unwrap();
@@ -316,11 +322,7 @@ fn nlri_length_33_is_session_reset_with_invalid_network_field() {
 #[test]
 fn local_pref_length_overrun_is_treat_as_withdraw() {
     let attrs = [&ORIGIN[..], &AS_PATH, &NH, &[0x40, 5, 40, 0, 0, 0, 100]].concat();
-    let Message::Update(u) =
-        decode_message(&raw_update(&[], &attrs, &[24, 10, 1, 2]), &ibgp()).unwrap()
-    else {
-        panic!()
-    };
+    let u = ibgp_update_of_10_1_2(&attrs);
     assert_eq!(u.disposition(), Some(Disposition::TreatAsWithdraw));
     assert_eq!(u.withdrawn, vec![Nlri::new(p("10.1.2.0/24"))]);
 }
@@ -329,11 +331,7 @@ fn local_pref_length_overrun_is_treat_as_withdraw() {
 fn malformed_aggregator_is_attribute_discard_and_keeps_the_route() {
     // AGGREGATOR of length 3 (must be 8 with 4-octet AS): RFC 7606 §7.7.
     let attrs = [&ORIGIN[..], &AS_PATH, &NH, &LP, &[0xc0, 7, 3, 1, 2, 3]].concat();
-    let Message::Update(u) =
-        decode_message(&raw_update(&[], &attrs, &[24, 10, 1, 2]), &ibgp()).unwrap()
-    else {
-        panic!()
-    };
+    let u = ibgp_update_of_10_1_2(&attrs);
     assert_eq!(u.disposition(), Some(Disposition::AttributeDiscard));
     assert_eq!(u.announced, vec![Nlri::new(p("10.1.2.0/24"))]);
     assert!(u.withdrawn.is_empty());

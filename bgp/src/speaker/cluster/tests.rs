@@ -50,10 +50,15 @@ fn apply(state: &mut ClusterState, yaml: &str) {
     }
 }
 
-fn state() -> ClusterState {
+/// The state after the resource syncer reported every resource in `yaml`.
+fn state_of(yaml: &str) -> ClusterState {
     let mut state = ClusterState::default();
-    apply(&mut state, YAML);
+    apply(&mut state, yaml);
     state
+}
+
+fn state() -> ClusterState {
+    state_of(YAML)
 }
 
 #[test]
@@ -219,9 +224,7 @@ spec: {nodeSelector: all(), peerSelector: "route-reflector == 'true'"}
 "#;
 
 fn rr_state() -> ClusterState {
-    let mut state = ClusterState::default();
-    apply(&mut state, RR_YAML);
-    state
+    state_of(RR_YAML)
 }
 
 #[test]
