@@ -20,11 +20,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::os::fd::AsFd;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,35 +66,29 @@ struct Client {
 impl Client {
     /// Connects from `me` (inside `ns`), with a small receive buffer if asked, and brings the
     /// session to Established.
-    fn establish(ns: PathBuf, me: Ipv4Addr, receive_buffer: Option<u32>) -> Client {
-        let stream = std::thread::spawn(move || {
-            let ns = File::open(ns).unwrap();
-            rustix::thread::move_into_link_name_space(
-                ns.as_fd(),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )
-            .unwrap();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let socket = tokio::net::TcpSocket::new_v4().unwrap();
-                if let Some(size) = receive_buffer {
-                    socket.set_recv_buffer_size(size).unwrap();
-                }
-                socket.bind(SocketAddr::new(me.into(), 0)).unwrap();
-                let stream = socket
-                    .connect(SocketAddr::new(SPEAKER.into(), 179))
-                    .await
+    fn establish(ns: &Netns, me: Ipv4Addr, receive_buffer: Option<u32>) -> Client {
+        let stream = ns
+            .run(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
                     .unwrap();
-                let stream = stream.into_std().unwrap();
-                stream.set_nonblocking(false).unwrap();
-                stream
+                runtime.block_on(async move {
+                    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                    if let Some(size) = receive_buffer {
+                        socket.set_recv_buffer_size(size).unwrap();
+                    }
+                    socket.bind(SocketAddr::new(me.into(), 0)).unwrap();
+                    let stream = socket
+                        .connect(SocketAddr::new(SPEAKER.into(), 179))
+                        .await
+                        .unwrap();
+                    let stream = stream.into_std().unwrap();
+                    stream.set_nonblocking(false).unwrap();
+                    stream
+                })
             })
-        })
-        .join()
-        .unwrap();
+            .unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
         let mut client = Client {
             stream,
@@ -209,7 +200,6 @@ fn a_client_that_does_not_read_neither_stalls_the_others_nor_misses_the_final_st
     // Small socket buffers (per namespace), so what S does not read fills them quickly.
     ns.sysctl("net.ipv4.tcp_wmem", "4096 16384 65536").unwrap();
     ns.sysctl("net.ipv4.tcp_rmem", "4096 16384 65536").unwrap();
-    let ns_path = PathBuf::from(format!("/var/run/netns/{}", ns.name()));
     let mut config = SpeakerConfig::new(SPEAKER, ASN);
     config.cluster_id = Some(Ipv4Addr::new(10, 255, 0, 1));
     config.graceful_restart = None;
@@ -219,16 +209,16 @@ fn a_client_that_does_not_read_neither_stalls_the_others_nor_misses_the_final_st
         config.peers.push(peer);
     }
     let speaker =
-        NetnsSpeaker::spawn(&ns_path, config, FibChoice::Memory(MemoryFib::new())).unwrap();
+        NetnsSpeaker::spawn(&ns.path(), config, FibChoice::Memory(MemoryFib::new())).unwrap();
     ns.wait_for_listen(179, Duration::from_secs(10)).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
 
-    let mut a = Client::establish(ns_path.clone(), client_ip(1), None);
-    let b = follow(Client::establish(ns_path.clone(), client_ip(2), None));
-    let s = Client::establish(ns_path.clone(), client_ip(3), Some(4096));
+    let mut a = Client::establish(&ns, client_ip(1), None);
+    let b = follow(Client::establish(&ns, client_ip(2), None));
+    let s = Client::establish(&ns, client_ip(3), Some(4096));
 
     // 1. A's rounds: every UPDATE its own attribute set, ~0.5 KB each.
     for round in 0..ROUNDS {
