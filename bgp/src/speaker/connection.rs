@@ -8,7 +8,6 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
@@ -186,59 +185,89 @@ pub(crate) enum ConnEvent {
     },
 }
 
-/// Free space a connection's read buffer keeps for the next read (one maximum-size message).
-const READ_RESERVE: usize = 4096;
+/// Bytes one read takes from the socket (one maximum-size message).
+const READ_CHUNK: usize = 4096;
 
 /// Reads messages from `read` and sends them to the peer task, tagged with `conn`.
 pub(crate) fn spawn_reader(
     conn: u64,
-    mut read: OwnedReadHalf,
+    read: OwnedReadHalf,
     tx: mpsc::Sender<ConnEvent>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         // We never negotiate extended messages, so framing needs no session context.
         let ctx = CodecContext::default();
-        // Reads go straight into `buf` (no separate read chunk): with hundreds of sessions a
-        // per-connection 64 KiB scratch buffer was most of a reflector's memory.
-        let mut buf: Vec<u8> = Vec::with_capacity(READ_RESERVE);
+        // Only a partial message waits here between reads: an idle connection holds no
+        // buffer (with hundreds of sessions, per-connection read buffers were most of a
+        // reflector's memory).
+        let mut partial: Vec<u8> = Vec::new();
         loop {
-            // Whole frames are cut from the front; the rest moves down once per read.
-            let mut start = 0;
-            loop {
-                match frame_length(&buf[start..], &ctx) {
-                    Ok(Some(len)) if buf.len() - start >= len => {
-                        let bytes = buf[start..start + len].to_vec();
-                        start += len;
-                        if tx.send(ConnEvent::Frame { conn, bytes }).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => break,
-                    Err(error) => {
-                        let _ = tx
-                            .send(ConnEvent::Broken {
-                                conn,
-                                error: Some(error),
-                            })
-                            .await;
-                        return;
-                    }
-                }
+            if read.readable().await.is_err() {
+                let _ = tx.send(ConnEvent::Broken { conn, error: None }).await;
+                return;
             }
-            buf.drain(..start);
-            if buf.is_empty() && buf.capacity() > 4 * READ_RESERVE {
-                buf = Vec::with_capacity(READ_RESERVE);
-            }
-            buf.reserve(READ_RESERVE);
-            match read.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => {
+            // The chunk lives only in this block (no await in it), so it is on the stack of
+            // the poll, not in the task's future.
+            let read_result = {
+                let mut chunk = [0u8; READ_CHUNK];
+                read.try_read(&mut chunk).map(|n| {
+                    partial.extend_from_slice(&chunk[..n]);
+                    n
+                })
+            };
+            match read_result {
+                Ok(0) => {
                     let _ = tx.send(ConnEvent::Broken { conn, error: None }).await;
                     return;
                 }
                 Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue;
+                }
+                Err(_) => {
+                    let _ = tx.send(ConnEvent::Broken { conn, error: None }).await;
+                    return;
+                }
+            }
+            let (frames, used, error) = cut_frames(&partial, &ctx);
+            partial.drain(..used);
+            if partial.is_empty() {
+                partial = Vec::new();
+            }
+            for bytes in frames {
+                if tx.send(ConnEvent::Frame { conn, bytes }).await.is_err() {
+                    return;
+                }
+            }
+            if let Some(error) = error {
+                let error = Some(error);
+                let _ = tx.send(ConnEvent::Broken { conn, error }).await;
+                return;
             }
         }
     })
+}
+
+/// The whole messages at the front of `buf`, how many bytes they take, and the header error
+/// that stopped the cutting, if one did.
+fn cut_frames(buf: &[u8], ctx: &CodecContext) -> (Vec<Vec<u8>>, usize, Option<MessageError>) {
+    let mut frames = Vec::new();
+    let mut start = 0;
+    loop {
+        match frame_length(&buf[start..], ctx) {
+            Ok(Some(len)) if buf.len() - start >= len => {
+                frames.push(buf[start..start + len].to_vec());
+                start += len;
+            }
+            Ok(_) => return (frames, start, None),
+            Err(error) => return (frames, start, Some(error)),
+        }
+    }
 }
 
 /// The capacity of the channel readers and connectors share with their peer task.

@@ -16,6 +16,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -212,7 +213,7 @@ struct PeerTask {
 
 impl PeerTask {
     async fn run(mut self) {
-        self.drive(Which::Primary, Input::ManualStart).await;
+        Box::pin(self.drive(Which::Primary, Input::ManualStart)).await;
         // One timer for the task's life, moved only when the next deadline changes (a new
         // `Sleep` per wake-up registered and cleared a timer entry every time).
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
@@ -235,41 +236,52 @@ impl PeerTask {
                 Some(event) = self.conn_rx.recv() => Wake::Conn(event),
                 result = backlog_written(writer.as_deref()) => Wake::Drained(result),
             };
-            match wake {
-                Wake::Timer(which, timer) => self.drive(which, Input::TimerExpired(timer)).await,
-                Wake::Command(None) => {
-                    self.stop(Shutdown::Stop).await;
-                    return;
-                }
-                Wake::Command(Some(PeerCommand::Stop(how))) => {
-                    self.stop(how).await;
-                    return;
-                }
-                Wake::Command(Some(PeerCommand::Incoming(stream))) => self.incoming(stream).await,
-                Wake::Command(Some(PeerCommand::RouteRefresh(family))) => {
-                    self.drive(Which::Primary, Input::RequestRouteRefresh(family))
-                        .await;
-                }
-                Wake::Conn(event) => self.conn_event(event).await,
-                Wake::Drained(Ok(())) => {
-                    if self.primary.session.state() == State::Established {
-                        self.emit(PeerEvent::Drained {
-                            address: self.address,
-                        })
-                        .await;
-                    }
-                }
-                Wake::Drained(Err(error)) => {
-                    tracing::info!(peer = %self.address, %error, "write failed");
-                    self.set_error(format!("write: {error}"));
-                    self.primary.conn = None;
-                    self.drive(Which::Primary, Input::TcpConnectionFails).await;
-                }
+            // The work of a wake-up is boxed: its future (the FSM step and the writes and
+            // events it causes) is several KiB, and a reflector has hundreds of idle peer
+            // tasks whose own futures would otherwise all carry it.
+            if Box::pin(self.handle(wake)).await.is_break() {
+                return;
             }
             if self.events.is_closed() {
                 return;
             }
         }
+    }
+
+    /// Handles one wake-up; `Break` when the task is to end.
+    async fn handle(&mut self, wake: Wake) -> ControlFlow<()> {
+        match wake {
+            Wake::Timer(which, timer) => self.drive(which, Input::TimerExpired(timer)).await,
+            Wake::Command(None) => {
+                self.stop(Shutdown::Stop).await;
+                return ControlFlow::Break(());
+            }
+            Wake::Command(Some(PeerCommand::Stop(how))) => {
+                self.stop(how).await;
+                return ControlFlow::Break(());
+            }
+            Wake::Command(Some(PeerCommand::Incoming(stream))) => self.incoming(stream).await,
+            Wake::Command(Some(PeerCommand::RouteRefresh(family))) => {
+                self.drive(Which::Primary, Input::RequestRouteRefresh(family))
+                    .await;
+            }
+            Wake::Conn(event) => self.conn_event(event).await,
+            Wake::Drained(Ok(())) => {
+                if self.primary.session.state() == State::Established {
+                    self.emit(PeerEvent::Drained {
+                        address: self.address,
+                    })
+                    .await;
+                }
+            }
+            Wake::Drained(Err(error)) => {
+                tracing::info!(peer = %self.address, %error, "write failed");
+                self.set_error(format!("write: {error}"));
+                self.primary.conn = None;
+                self.drive(Which::Primary, Input::TcpConnectionFails).await;
+            }
+        }
+        ControlFlow::Continue(())
     }
 
     fn next_deadline(&self) -> Option<(Which, Timer, Instant)> {
