@@ -258,6 +258,19 @@ pub fn pack(
     withdraw: &[Nlri],
     announce: Vec<(Nlri, Arc<PathAttributes>)>,
 ) -> Result<Vec<Packed>, EncodeError> {
+    pack_with(ctx, withdraw, announce, |a, family| {
+        attributes_len(a, family, ctx)
+    })
+}
+
+/// [`pack`] with the encoded size of an attribute set taken from `attr_len` (a caller that
+/// packs the same sets for many peers remembers them: the size is found by encoding).
+pub fn pack_with(
+    ctx: &CodecContext,
+    withdraw: &[Nlri],
+    announce: Vec<(Nlri, Arc<PathAttributes>)>,
+    mut attr_len: impl FnMut(&Arc<PathAttributes>, Family) -> Result<usize, EncodeError>,
+) -> Result<Vec<Packed>, EncodeError> {
     let mut updates = Vec::new();
     for family in Family::ALL {
         let nlri: Vec<Nlri> = withdraw
@@ -312,7 +325,7 @@ pub fn pack(
     for (family, attributes, nlri) in groups {
         // An extended-length MP_REACH needs one octet more than the empty one measured.
         let extra = usize::from(family == Family::Ipv6Unicast);
-        let overhead = UPDATE_OVERHEAD + attributes_len(&attributes, family, ctx)? + extra;
+        let overhead = UPDATE_OVERHEAD + attr_len(&attributes, family)? + extra;
         for chunk in chunks(ctx, nlri, family, overhead)? {
             updates.push(Packed::Announce(Arc::clone(&attributes), chunk));
         }
@@ -402,13 +415,25 @@ impl AdjRibOutBits {
         }
     }
 
-    /// Builds the UPDATEs for every pending id: `export(prefix)` gives the attribute set to
+    /// Builds the UPDATEs for every pending id: `export(id, prefix)` gives the attribute set to
     /// announce (None: nothing to announce). An announced prefix becomes sent; one without
     /// an attribute set is withdrawn if it was sent, else nothing is said about it.
     pub fn flush_packed(
         &mut self,
         index: &mut PrefixIndex,
-        mut export: impl FnMut(Prefix) -> Option<Arc<PathAttributes>>,
+        export: impl FnMut(u32, Prefix) -> Option<Arc<PathAttributes>>,
+    ) -> Result<Vec<Packed>, EncodeError> {
+        let ctx = self.ctx;
+        self.flush_packed_with(index, export, |a, family| attributes_len(a, family, &ctx))
+    }
+
+    /// [`AdjRibOutBits::flush_packed`] with attribute-set sizes from `attr_len`
+    /// ([`pack_with`]).
+    pub fn flush_packed_with(
+        &mut self,
+        index: &mut PrefixIndex,
+        mut export: impl FnMut(u32, Prefix) -> Option<Arc<PathAttributes>>,
+        attr_len: impl FnMut(&Arc<PathAttributes>, Family) -> Result<usize, EncodeError>,
     ) -> Result<Vec<Packed>, EncodeError> {
         let mut withdraw = Vec::new();
         let mut announce = Vec::new();
@@ -416,7 +441,7 @@ impl AdjRibOutBits {
             let Some(prefix) = index.prefix(id) else {
                 continue;
             };
-            match export(prefix) {
+            match export(id, prefix) {
                 Some(attributes) => {
                     if self.sent.insert(id) {
                         index.retain(id);
@@ -432,7 +457,7 @@ impl AdjRibOutBits {
             }
         }
         self.pending.clear();
-        pack(&self.ctx, &withdraw, announce)
+        pack_with(&self.ctx, &withdraw, announce, attr_len)
     }
 
     /// The session is gone: drops every reference this Adj-RIB-Out holds in `index`.

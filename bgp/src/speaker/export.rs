@@ -53,6 +53,19 @@ pub(crate) struct ExportTarget {
     pub(crate) cluster_id: Option<Ipv4Addr>,
 }
 
+/// Everything export depends on besides the peer's own address and identifier: targets of
+/// one class export every path alike, but for [`ExportTarget::excludes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ExportClass {
+    ibgp: bool,
+    local_asn: u32,
+    next_hop_v4: Option<IpAddr>,
+    next_hop_v6: Option<IpAddr>,
+    next_hop_self: bool,
+    rr_client: bool,
+    cluster_id: Option<Ipv4Addr>,
+}
+
 /// Reflected attribute sets, shared by every peer that gets the same set (the Adj-RIB-Out
 /// packs equal sets together and the encoder sees one `Arc`). Keyed by the learned set's
 /// address, which a `Weak` to it keeps from being reused without keeping the set itself
@@ -202,23 +215,58 @@ impl ExportTarget {
         path: &Path,
         cache: &mut ExportCache,
     ) -> Option<Arc<PathAttributes>> {
+        if self.excludes(path) {
+            return None;
+        }
+        self.export_for_class(family, path, cache)
+    }
+
+    /// What export depends on besides the peer's own address and identifier.
+    pub(crate) fn class(&self) -> ExportClass {
+        ExportClass {
+            ibgp: self.ibgp,
+            local_asn: self.local_asn,
+            next_hop_v4: self.next_hop_v4,
+            next_hop_v6: self.next_hop_v6,
+            next_hop_self: self.next_hop_self,
+            rr_client: self.rr_client,
+            cluster_id: self.cluster_id,
+        }
+    }
+
+    /// Whether `path` is not for this peer for reasons of the peer's own: it came from the
+    /// peer, or (reflected) the peer is its originator.
+    pub(crate) fn excludes(&self, path: &Path) -> bool {
+        if path.source.is_local() {
+            return false;
+        }
+        if path.source.address() == Some(self.address) {
+            return true;
+        }
+        let to = PeerRole::of(self.ibgp, self.rr_client);
+        rr::advertise(path.source.role(), to, self.cluster_id) == Advertise::Reflect
+            && rr::is_originator(&path.attributes, self.peer_id)
+    }
+
+    /// [`ExportTarget::export_path`] without [`ExportTarget::excludes`]: the same for every
+    /// target of one [`ExportClass`] (so one result serves all of them).
+    pub(crate) fn export_for_class(
+        &self,
+        family: Family,
+        path: &Path,
+        cache: &mut ExportCache,
+    ) -> Option<Arc<PathAttributes>> {
         if path.source.is_local() {
             return match family {
                 Family::Ipv4Unicast => self.local_v4.clone(),
                 Family::Ipv6Unicast => self.local_v6.clone(),
             };
         }
-        if path.source.address() == Some(self.address) {
-            return None;
-        }
         let to = PeerRole::of(self.ibgp, self.rr_client);
         match rr::advertise(path.source.role(), to, self.cluster_id) {
             Advertise::No => None,
             Advertise::Reflect => {
                 let cluster_id = self.cluster_id?;
-                if rr::is_originator(&path.attributes, self.peer_id) {
-                    return None;
-                }
                 let learned_from = path.source.router_id();
                 if self.next_hop_self {
                     let mut attrs = self.reflected(path, learned_from, cluster_id);
@@ -496,6 +544,33 @@ mod tests {
         assert!(
             Arc::ptr_eq(&back[0], &out[1]),
             "one attribute set per batch, not per client"
+        );
+    }
+
+    #[test]
+    fn clients_of_one_class_share_the_export_but_for_their_own_exclusions() {
+        let path = ibgp_path("10.0.0.5", true, "10.0.0.5");
+        let source = rr_target("10.0.0.5", true, Some(CLUSTER));
+        let other = rr_target("10.0.0.6", true, Some(CLUSTER));
+        assert_eq!(source.class(), other.class());
+        assert!(source.excludes(&path) && !other.excludes(&path));
+        let mut cache = ExportCache::default();
+        let for_class = source
+            .export_for_class(Family::Ipv4Unicast, &path, &mut cache)
+            .unwrap();
+        let for_other = other
+            .export_path(Family::Ipv4Unicast, &path, &mut cache)
+            .unwrap();
+        assert!(Arc::ptr_eq(&for_class, &for_other));
+        assert!(
+            source
+                .export_path(Family::Ipv4Unicast, &path, &mut cache)
+                .is_none()
+        );
+        // A non-client is another class.
+        assert_ne!(
+            rr_target("10.0.0.7", false, Some(CLUSTER)).class(),
+            other.class()
         );
     }
 

@@ -17,11 +17,15 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 
+use foldhash::HashMap;
+
 use super::export::{ExportCache, ExportTarget};
 use super::shared_updates::SharedUpdates;
 use super::writer::ConnWriter;
 use crate::rib::{AdjRibOut, AdjRibOutBits, BestChange, Destination, LocRib, Path, PrefixIndex};
-use crate::wire::{CodecContext, Family, FamilySet, Message, Update, encode_message};
+use crate::wire::{
+    CodecContext, Family, FamilySet, Message, PathAttributes, Update, encode_message,
+};
 
 /// The router's state shared by every peer's flush.
 pub(crate) struct FlushContext<'a> {
@@ -29,7 +33,15 @@ pub(crate) struct FlushContext<'a> {
     pub(crate) index: &'a mut PrefixIndex,
     pub(crate) cache: &'a mut ExportCache,
     pub(crate) encodings: &'a mut SharedUpdates,
+    /// Export results of this flush by prefix id and export class: the best path and what
+    /// every peer of the class gets for it (a reflector's clients are one class, so the
+    /// Loc-RIB lookup and export run once per prefix, not once per client).
+    pub(crate) memo: ExportMemo<'a>,
 }
+
+/// See [`FlushContext::memo`].
+pub(crate) type ExportMemo<'a> =
+    HashMap<(u32, u32), (Option<&'a Path>, Option<Arc<PathAttributes>>)>;
 
 #[derive(Debug)]
 enum Store {
@@ -43,6 +55,8 @@ enum Store {
 #[derive(Debug)]
 pub(crate) struct PeerOut {
     target: ExportTarget,
+    /// The target's [`super::export::ExportClass`], numbered by the router.
+    class: u32,
     store: Store,
     writer: Weak<ConnWriter>,
     ctx: CodecContext,
@@ -54,8 +68,10 @@ pub(crate) struct PeerOut {
 impl PeerOut {
     /// The output of a session that just came up, loaded with the initial advertisement (every
     /// route of the Loc-RIB); End-of-RIB follows it in the first flush.
+    #[allow(clippy::too_many_arguments)] // one constructor, called once, by the router
     pub(crate) fn new(
         target: ExportTarget,
+        class: u32,
         ctx: CodecContext,
         families: FamilySet,
         writer: Weak<ConnWriter>,
@@ -83,6 +99,7 @@ impl PeerOut {
         };
         PeerOut {
             target,
+            class,
             store,
             writer,
             ctx,
@@ -154,25 +171,39 @@ impl PeerOut {
             }
     }
 
-    /// Writes the pending changes (and End-of-RIB after the initial advertisement) unless the
-    /// connection still has a backlog. Returns the number of UPDATE messages written.
-    pub(crate) fn flush(&mut self, address: IpAddr, cx: &mut FlushContext<'_>) -> u64 {
+    /// Takes the pending changes (and End-of-RIB after the initial advertisement) as the
+    /// messages to write, unless the connection still has a backlog (or is gone).
+    pub(crate) fn flush(&mut self, address: IpAddr, cx: &mut FlushContext<'_>) -> Option<Write> {
         if !self.has_pending() {
-            return 0;
+            return None;
         }
-        let Some(writer) = self.writer.upgrade() else {
-            return 0;
-        };
+        let writer = self.writer.upgrade()?;
         if !writer.is_clear() {
-            return 0;
+            return None;
         }
         let packed = match &mut self.store {
             Store::Bits(bits) => {
                 let (loc_rib, target, cache) = (cx.loc_rib, &self.target, &mut *cx.cache);
-                bits.flush_packed(cx.index, |prefix| {
-                    let best = loc_rib.get(&prefix)?.best()?;
-                    target.export_path(prefix.family(), best, cache)
-                })
+                let (encodings, ctx, memo, class) =
+                    (&mut *cx.encodings, &self.ctx, &mut cx.memo, self.class);
+                bits.flush_packed_with(
+                    cx.index,
+                    |id, prefix| {
+                        let (best, exported) = memo.entry((id, class)).or_insert_with(|| {
+                            let best = loc_rib.get(&prefix).and_then(Destination::best);
+                            let exported = best.and_then(|path| {
+                                target.export_for_class(prefix.family(), path, cache)
+                            });
+                            (best, exported)
+                        });
+                        let best = (*best)?;
+                        if target.excludes(best) {
+                            return None;
+                        }
+                        exported.clone()
+                    },
+                    |attributes, family| encodings.attributes_len(ctx, attributes, family),
+                )
             }
             Store::Full(full) => full.flush_packed(),
         };
@@ -201,14 +232,30 @@ impl PeerOut {
                 }
             }
         }
-        if messages.is_empty() {
-            return 0;
-        }
-        match writer.write(&messages) {
-            Ok(()) => u64::try_from(messages.len()).unwrap_or(u64::MAX),
-            // The peer task is woken by the writer and takes the session down.
+        (!messages.is_empty()).then_some(Write {
+            address,
+            writer,
+            messages,
+        })
+    }
+}
+
+/// The messages of one flush for one connection.
+#[derive(Debug)]
+pub(crate) struct Write {
+    address: IpAddr,
+    writer: Arc<ConnWriter>,
+    messages: Vec<Arc<[u8]>>,
+}
+
+impl Write {
+    /// Writes (or queues) the messages; returns how many were taken (0 on a dead
+    /// connection, which the writer reports to the peer task).
+    pub(crate) fn run(&self) -> u64 {
+        match self.writer.write(&self.messages) {
+            Ok(()) => u64::try_from(self.messages.len()).unwrap_or(u64::MAX),
             Err(error) => {
-                tracing::debug!(peer = %address, %error, "write failed");
+                tracing::debug!(peer = %self.address, %error, "write failed");
                 0
             }
         }

@@ -23,9 +23,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::connection::Listeners;
-use super::export::{ExportCache, ExportTarget};
+use super::export::{ExportCache, ExportClass, ExportTarget};
 use super::fib::Fib;
-use super::outbound::{FlushContext, PeerOut};
+use super::outbound::{FlushContext, PeerOut, Write};
 use super::peer::{self, PeerCommand, PeerEvent, PeerTaskHandle};
 use super::shared_updates::SharedUpdates;
 use super::{Command, PeerConfig, PeerStatus, RibSummary, RouteStatus, Shutdown, SpeakerConfig};
@@ -67,6 +67,8 @@ struct Router {
     index: PrefixIndex,
     /// Reflected attribute sets, shared by every client that gets them.
     cache: ExportCache,
+    /// Numbers of the export classes of the peers (what export depends on but the peer).
+    classes: HashMap<ExportClass, u32>,
     /// Administratively disabled peers (no task) and since when.
     disabled: BTreeMap<IpAddr, (PeerConfig, SystemTime)>,
 }
@@ -100,6 +102,7 @@ pub(crate) fn spawn(
         shared: SharedUpdates::default(),
         index: PrefixIndex::default(),
         cache: ExportCache::default(),
+        classes: HashMap::new(),
         disabled: BTreeMap::new(),
     };
     tokio::spawn(async move {
@@ -335,8 +338,14 @@ impl Router {
                     entry.config.route_reflector_client,
                     self.config.cluster_id,
                 );
+                let classes = self.classes.len();
+                let class = *self
+                    .classes
+                    .entry(target.class())
+                    .or_insert_with(|| u32::try_from(classes).unwrap_or(u32::MAX));
                 let out = PeerOut::new(
                     target,
+                    class,
                     context.codec(),
                     context.families,
                     writer,
@@ -420,12 +429,24 @@ impl Router {
             index: &mut self.index,
             cache: &mut self.cache,
             encodings: &mut self.shared,
+            memo: Default::default(),
         };
+        let mut writes = Vec::new();
+        let mut counters = Vec::new();
         for (address, entry) in &mut self.peers {
             let Some(up) = &mut entry.up else { continue };
-            let sent = up.out.flush(*address, &mut cx);
+            if let Some(write) = up.out.flush(*address, &mut cx) {
+                writes.push(write);
+                counters.push(Arc::clone(&entry.task.live));
+            }
+        }
+        if writes.is_empty() {
+            return;
+        }
+        let taken: Vec<u64> = writes.iter().map(Write::run).collect();
+        for (live, sent) in counters.iter().zip(taken) {
             if sent > 0
-                && let Ok(mut live) = entry.task.live.lock()
+                && let Ok(mut live) = live.lock()
             {
                 live.updates_sent += sent;
             }

@@ -12,7 +12,10 @@ use std::sync::Arc;
 use foldhash::HashMap;
 
 use crate::rib::Packed;
-use crate::wire::{CodecContext, EncodeError, Message, Nlri, PathAttributes, encode_message};
+use crate::wire::{
+    CodecContext, EncodeError, Family, Message, Nlri, PathAttributes, attributes_len,
+    encode_message,
+};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Key {
@@ -32,6 +35,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub(crate) struct SharedUpdates {
     table: HashMap<Key, Entry>,
+    /// Encoded sizes of attribute sets (packing needs them for every peer).
+    lengths: HashMap<(CodecContext, usize, Family), (Arc<PathAttributes>, usize)>,
 }
 
 impl SharedUpdates {
@@ -73,6 +78,26 @@ impl SharedUpdates {
             },
         );
         Ok(bytes)
+    }
+
+    /// The encoded size of `attributes` for `family` on a session with context `ctx`,
+    /// remembered (by identity) along with the encodings.
+    pub(crate) fn attributes_len(
+        &mut self,
+        ctx: &CodecContext,
+        attributes: &Arc<PathAttributes>,
+        family: Family,
+    ) -> Result<usize, EncodeError> {
+        let key = (*ctx, Arc::as_ptr(attributes) as usize, family);
+        if let Some((_, len)) = self.lengths.get(&key) {
+            return Ok(*len);
+        }
+        let len = attributes_len(attributes, family, ctx)?;
+        if self.lengths.len() >= Self::CAPACITY {
+            self.lengths.clear();
+        }
+        self.lengths.insert(key, (Arc::clone(attributes), len));
+        Ok(len)
     }
 
     /// Number of encodings held.

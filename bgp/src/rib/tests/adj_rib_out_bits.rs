@@ -51,7 +51,7 @@ fn flush(
     index: &mut PrefixIndex,
     exports: &Exports,
 ) -> Vec<(Vec<Prefix>, Vec<Prefix>)> {
-    out.flush_packed(index, |p| exports.get(&p).cloned())
+    out.flush_packed(index, |_, p| exports.get(&p).cloned())
         .unwrap()
         .into_iter()
         .map(|packed| {
@@ -114,7 +114,7 @@ fn a_changed_attribute_set_is_re_announced_without_a_withdraw() {
     change(&mut out, &mut index, v4(1), true);
     let exports: Exports = [(v4(1), attrs(200))].into();
     let updates = out
-        .flush_packed(&mut index, |p| exports.get(&p).cloned())
+        .flush_packed(&mut index, |_, p| exports.get(&p).cloned())
         .unwrap();
     assert_eq!(updates.len(), 1);
     let update = updates[0].clone().into_update();
