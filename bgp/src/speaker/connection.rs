@@ -210,10 +210,8 @@ pub(crate) fn spawn_reader(
             // the poll, not in the task's future.
             let read_result = {
                 let mut chunk = [0u8; READ_CHUNK];
-                read.try_read(&mut chunk).map(|n| {
-                    partial.extend_from_slice(&chunk[..n]);
-                    n
-                })
+                read.try_read(&mut chunk)
+                    .inspect(|n| partial.extend_from_slice(&chunk[..*n]))
             };
             match read_result {
                 Ok(0) => {
