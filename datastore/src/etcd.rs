@@ -3,7 +3,8 @@
 //! [`Store`] wraps one `etcd-client` connection (several endpoints are load-balanced, TLS client
 //! certificates optional) and offers exactly the writes the design allows: compare-and-swap
 //! create / update / delete, and [`Store::commit`], an all-or-nothing transaction of several CAS
-//! writes (one multi-document `apply` is one call). Every request has a deadline, so an
+//! writes (one multi-document `apply` is one call). [`Store::read`] takes several reads in one
+//! round trip at one revision; [`Store::list_keys`] lists a prefix without its values. Every request has a deadline, so an
 //! unreachable cluster is one clear [`DatastoreError::Unavailable`] within seconds rather than
 //! a hang or a stack of gRPC errors.
 
@@ -207,6 +208,16 @@ pub struct Listing {
     pub revision: i64,
 }
 
+/// One read inside [`Store::read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// One key.
+    Key(String),
+    /// Every key under a prefix, in one answer (not paged): only for prefixes that stay small,
+    /// such as the IP pools or one node's block affinities.
+    Prefix(String),
+}
+
 /// One compare-and-swap write inside [`Store::commit`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
@@ -333,12 +344,14 @@ impl Store {
             }
             options = options.with_tls(tls_options);
         }
+        let started = std::time::Instant::now();
         let connecting = Client::connect(&config.endpoints, Some(options));
         let client = match tokio::time::timeout(config.connect_timeout, connecting).await {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => return Err(unavailable(config, &e.to_string())),
             Err(_) => return Err(unavailable(config, "connection timed out")),
         };
+        debug!(elapsed_us = started.elapsed().as_micros(), "etcd connected");
         let store = Self {
             client,
             config: config.clone(),
@@ -368,10 +381,19 @@ impl Store {
     {
         let mut last = String::new();
         for attempt in 1..=ATTEMPTS {
+            let started = std::time::Instant::now();
             match tokio::time::timeout(self.config.request_timeout, request(self.client.clone()))
                 .await
             {
-                Ok(Ok(value)) => return Ok(value),
+                Ok(Ok(value)) => {
+                    debug!(
+                        what,
+                        attempt,
+                        elapsed_us = started.elapsed().as_micros(),
+                        "etcd request"
+                    );
+                    return Ok(value);
+                }
                 Ok(Err(e)) if is_unavailable(&e) => last = one_line(&e.to_string()),
                 Ok(Err(e)) => return Err(DatastoreError::Etcd(one_line(&e.to_string()))),
                 Err(_) => last = "request timed out".to_string(),
@@ -430,8 +452,59 @@ impl Store {
         Ok(found)
     }
 
+    /// Reads several keys and small prefixes in one round trip: a read-only transaction, so
+    /// every answer is from one revision. Answers are in the order of `reads`: a [`Read::Key`]
+    /// gives no or one key, a [`Read::Prefix`] every key under it, in key order.
+    pub async fn read(&self, reads: &[Read]) -> Result<Vec<Vec<KeyValue>>, DatastoreError> {
+        let ops: Vec<TxnOp> = reads
+            .iter()
+            .map(|read| match read {
+                Read::Key(key) => TxnOp::get(key.as_str(), None),
+                Read::Prefix(prefix) => TxnOp::get(
+                    prefix.as_str(),
+                    Some(GetOptions::new().with_range(prefix_range_end(prefix))),
+                ),
+            })
+            .collect();
+        let txn = Txn::new().and_then(ops);
+        let response = self
+            .request("read", |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
+            .await?;
+        let answers = response.op_responses();
+        if answers.len() != reads.len() {
+            return Err(DatastoreError::Etcd(format!(
+                "a read transaction of {} reads had {} answers",
+                reads.len(),
+                answers.len()
+            )));
+        }
+        answers
+            .into_iter()
+            .map(|answer| match answer {
+                TxnOpResponse::Get(get) => get.kvs().iter().map(convert_kv).collect(),
+                _ => Err(DatastoreError::Etcd(
+                    "a read transaction answered with a write".to_string(),
+                )),
+            })
+            .collect()
+    }
+
     /// Lists every key under `prefix` as one consistent snapshot (paged at a fixed revision).
     pub async fn list(&self, prefix: &str) -> Result<Listing, DatastoreError> {
+        self.list_paged(prefix, false).await
+    }
+
+    /// The keys under `prefix`, in key order, without their values (a keys-only listing, paged
+    /// like [`Store::list`]): for callers that only need to know what exists.
+    pub async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, DatastoreError> {
+        let listing = self.list_paged(prefix, true).await?;
+        Ok(listing.kvs.into_iter().map(|kv| kv.key).collect())
+    }
+
+    async fn list_paged(&self, prefix: &str, keys_only: bool) -> Result<Listing, DatastoreError> {
         let end = prefix_range_end(prefix);
         let mut kvs = Vec::new();
         let mut from = prefix.as_bytes().to_vec();
@@ -440,6 +513,9 @@ impl Store {
             let mut options = GetOptions::new()
                 .with_range(end.clone())
                 .with_limit(LIST_PAGE);
+            if keys_only {
+                options = options.with_keys_only();
+            }
             if revision > 0 {
                 options = options.with_revision(revision);
             }

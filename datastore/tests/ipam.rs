@@ -321,6 +321,91 @@ async fn check_reports_leaks_orphans_and_stale_claims() {
     );
 }
 
+/// Affinities an older version left `pending` (its two-phase claim stopped between writes)
+/// are settled by the next assignment on that node, as that claim would have ended; nothing
+/// writes `pending` any more.
+#[tokio::test]
+async fn affinities_left_pending_by_older_versions_are_settled() {
+    // One block per pool, so a node's block search starts at that block.
+    let (_etcd, ipam) = setup(&[
+        ("p1", "10.77.1.0/26", None),
+        ("p2", "10.77.2.0/26", None),
+        ("p3", "10.77.3.0/26", None),
+    ])
+    .await;
+    for node in ["node-1", "node-2", "node-3"] {
+        add_node(&ipam, node).await;
+    }
+    let pending = br#"{"state":"pending"}"#.to_vec();
+    let in_pool = |node: &str, handle: &str, pool: &str| AssignArgs {
+        pools: vec![net(pool)],
+        ..args(node, handle, 1)
+    };
+    let store = ipam.store();
+
+    // Stopped after the pending affinity: the node's next claim of that block completes it.
+    let b1 = net("10.77.1.0/26");
+    store
+        .create(&ipam_affinity_key("node-1", &b1), pending.clone())
+        .await
+        .expect("pending 1");
+    let got = ipam
+        .auto_assign(&in_pool("node-1", "net.a", "10.77.1.0/26"))
+        .await
+        .expect("assign 1");
+    assert!(b1.contains(got.ips()[0]));
+
+    // Stopped after the block, before the confirm: the next assignment confirms and uses it.
+    let b2 = net("10.77.2.0/26");
+    store
+        .create(
+            &ipam_block_key(&b2),
+            ipam::AllocationBlock::new(b2, Some("node-2"))
+                .expect("block")
+                .to_json(),
+        )
+        .await
+        .expect("block 2");
+    store
+        .create(&ipam_affinity_key("node-2", &b2), pending.clone())
+        .await
+        .expect("pending 2");
+    let got = ipam
+        .auto_assign(&in_pool("node-2", "net.b", "10.77.2.0/26"))
+        .await
+        .expect("assign 2");
+    assert!(b2.contains(got.ips()[0]));
+
+    // Lost the race but stopped before deleting its pending affinity: the next assignment
+    // deletes it (and here borrows from the winner's block, the pool's only one).
+    let b3 = net("10.77.3.0/26");
+    ipam.auto_assign(&in_pool("node-2", "net.c", "10.77.3.0/26"))
+        .await
+        .expect("node-2 claims b3");
+    store
+        .create(&ipam_affinity_key("node-3", &b3), pending)
+        .await
+        .expect("pending 3");
+    let got = ipam
+        .auto_assign(&in_pool("node-3", "net.d", "10.77.3.0/26"))
+        .await
+        .expect("assign 3");
+    assert!(b3.contains(got.ips()[0]));
+
+    let mut affinities = ipam.affinities().await.expect("affinities");
+    affinities.sort_by_key(|(node, block, _)| (node.clone(), *block));
+    assert_eq!(
+        affinities,
+        [
+            ("node-1".to_string(), b1, AffinityState::Confirmed),
+            ("node-2".to_string(), b2, AffinityState::Confirmed),
+            ("node-2".to_string(), b3, AffinityState::Confirmed),
+        ]
+    );
+    let report = ipam::check(ipam.store()).await.expect("check");
+    assert!(report.is_clean(), "{report}");
+}
+
 /// 4 nodes × 500 allocations (5 concurrent pods per node) from a /21 (2,048 addresses), then
 /// every node releases half and allocates 250 again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

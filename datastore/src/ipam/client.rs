@@ -1,13 +1,15 @@
 //! [`Ipam`]: the etcd-backed IPAM driver over the pure [`AllocationBlock`].
 //!
-//! Allocation for a node (Calico's `autoAssign`, libcalico-go `lib/ipam/ipam.go`):
-//! 1. blocks affine to the node (confirmed affinities), in CIDR order;
-//! 2. when those are full, claim a new block (up to `maxBlocksPerHost`) with the two-phase
-//!    affinity: create the affinity `pending`, create the block affine to the node (a CAS
-//!    create, so of two nodes racing for one block exactly one wins; the loser deletes its
-//!    pending affinity and tries the next block), then confirm the affinity. A crash between
-//!    the phases leaves a pending affinity that the next claim of that block by the same node
-//!    resumes;
+//! Allocation for a node (Calico's `autoAssign`, libcalico-go `lib/ipam/ipam.go`) starts from
+//! one read, an [`AssignSnapshot`] (the `default` IPAMConfiguration, the IP pools and the
+//! node's affinities in one etcd transaction), then:
+//! 1. blocks affine to the node (confirmed affinities; all read in one request), in CIDR
+//!    order;
+//! 2. when those are full, claim a new block (up to `maxBlocksPerHost`): one transaction
+//!    creates the block and the node's confirmed affinity together, each guarded by "absent",
+//!    so of two nodes racing for one block exactly one wins and the other moves on to the next
+//!    ([`super::claim`], which also says why this replaces Calico's two-phase claim). The
+//!    addresses are then allocated in the block just claimed, without reading it again;
 //! 3. unless `strictAffinity`, borrow addresses from any other block of the pools that has
 //!    room.
 //!
@@ -17,17 +19,17 @@
 //! and its affinity in one transaction guarded by the block's revision: if anyone allocated
 //! in it meanwhile, the block stays.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 use tracing::{debug, info};
 
-use super::block::{AllocationBlock, block_count, nth_block};
+use super::block::AllocationBlock;
 use super::record::{AffinityState, BlockAffinity, IpamHandle};
 use super::{Family, IpamError};
-use crate::etcd::{DatastoreError, KeyValue, Store, Write};
+use crate::etcd::{DatastoreError, KeyValue, Read, Store, Write};
 use crate::keys::{
     IPAM_AFFINITY, IPAM_BLOCKS, ipam_affinity_key, ipam_affinity_prefix, ipam_block_key,
     ipam_handle_key, parse_cidr_segment, resource_key, resource_prefix,
@@ -112,12 +114,26 @@ impl Assigned {
     }
 }
 
+/// The reads an assignment starts with, taken in one etcd transaction by [`Ipam::snapshot`]
+/// (one round trip instead of one per read, all at one revision): the `default`
+/// IPAMConfiguration, every IP pool, the node's block affinities, and any further keys the
+/// caller asked for.
+#[derive(Debug, Clone, Default)]
+pub struct AssignSnapshot {
+    node: String,
+    settings: Option<KeyValue>,
+    pools: Vec<KeyValue>,
+    affinities: Vec<KeyValue>,
+    /// The further keys asked for, in the order asked.
+    pub extra: Vec<Option<KeyValue>>,
+}
+
 /// A usable pool with its parsed network and block size.
 #[derive(Debug, Clone)]
-struct Pool {
-    resource: IpPool,
-    cidr: IpNetwork,
-    block_size: u8,
+pub(super) struct Pool {
+    pub(super) resource: IpPool,
+    pub(super) cidr: IpNetwork,
+    pub(super) block_size: u8,
 }
 
 /// The IPAM driver. Cheap to clone.
@@ -126,22 +142,7 @@ pub struct Ipam {
     store: Store,
 }
 
-/// Outcome of one CAS attempt that may conflict.
-enum Attempt<T> {
-    Done(T),
-    Retry,
-}
-
-/// The CIDRs of the blocks in a listing of [`IPAM_BLOCKS`], by their keys.
-fn block_cidrs(kvs: &[KeyValue]) -> impl Iterator<Item = IpNetwork> + '_ {
-    kvs.iter().filter_map(|kv| {
-        kv.key
-            .strip_prefix(IPAM_BLOCKS)
-            .and_then(parse_cidr_segment)
-    })
-}
-
-fn conflicted(e: &DatastoreError) -> bool {
+pub(super) fn conflicted(e: &DatastoreError) -> bool {
     matches!(
         e,
         DatastoreError::Conflict { .. }
@@ -151,13 +152,83 @@ fn conflicted(e: &DatastoreError) -> bool {
 }
 
 /// A starting index for a node's block search, so nodes do not all race for block 0.
-fn start_index(node: &str, count: u128) -> u128 {
+pub(super) fn start_index(node: &str, count: u128) -> u128 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in node.as_bytes() {
         hash ^= u64::from(b);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     u128::from(hash) % count.max(1)
+}
+
+fn settings_key() -> String {
+    resource_key(Kind::IpamConfiguration.plural(), None, "default")
+}
+
+/// The settings stored in the `default` IPAMConfiguration (defaults when absent).
+fn settings_from(kv: Option<&KeyValue>) -> Result<IpamSettings, IpamError> {
+    let Some(kv) = kv else {
+        return Ok(IpamSettings::default());
+    };
+    let Resource::IpamConfiguration(IpamConfiguration { spec, .. }) = decode_resource(kv)? else {
+        return Err(IpamError::Decode {
+            what: "IPAMConfiguration",
+            reason: format!("{} holds another kind", kv.key),
+        });
+    };
+    Ok(IpamSettings {
+        strict_affinity: spec.strict_affinity(),
+        max_blocks_per_host: spec.max_blocks_per_host(),
+        auto_allocate_blocks: spec.auto_allocate_blocks.unwrap_or(true),
+    })
+}
+
+fn decode_pool(kv: &KeyValue) -> Result<IpPool, IpamError> {
+    match decode_resource(kv)? {
+        Resource::IpPool(pool) => Ok(pool),
+        _ => Err(IpamError::Decode {
+            what: "IPPool",
+            reason: format!("{} holds another kind", kv.key),
+        }),
+    }
+}
+
+/// The pools of `stored` that may serve `args` for `family` and `usage`, in CIDR order.
+fn usable_pools(
+    stored: &[KeyValue],
+    args: &AssignArgs,
+    family: Family,
+    usage: AllowedUse,
+) -> Result<Vec<Pool>, IpamError> {
+    let mut usable = Vec::new();
+    for kv in stored {
+        let resource = decode_pool(kv)?;
+        let (Some(cidr), Some(block_size)) = (
+            resource.spec.network(),
+            resource.spec.effective_block_size(),
+        ) else {
+            continue;
+        };
+        if Family::of(&cidr) != family
+            || resource.spec.is_disabled()
+            || !resource.spec.effective_allowed_uses().contains(&usage)
+        {
+            continue;
+        }
+        if !args.pools.is_empty() && !args.pools.contains(&cidr) {
+            continue;
+        }
+        if args.pool_filter.as_ref().is_some_and(|f| !f(&resource)) {
+            continue;
+        }
+        usable.push(Pool {
+            resource,
+            cidr,
+            block_size,
+        });
+    }
+    usable.sort_by_key(|p| p.cidr);
+    Ok(usable)
 }
 
 impl Ipam {
@@ -173,22 +244,8 @@ impl Ipam {
 
     /// Reads the `default` IPAMConfiguration (defaults when absent).
     pub async fn settings(&self) -> Result<IpamSettings, IpamError> {
-        let key = resource_key(Kind::IpamConfiguration.plural(), None, "default");
-        let Some(kv) = self.store.get(&key).await? else {
-            return Ok(IpamSettings::default());
-        };
-        let config = decode_resource(&kv)?;
-        let Resource::IpamConfiguration(IpamConfiguration { spec, .. }) = config else {
-            return Err(IpamError::Decode {
-                what: "IPAMConfiguration",
-                reason: format!("{} holds another kind", kv.key),
-            });
-        };
-        Ok(IpamSettings {
-            strict_affinity: spec.strict_affinity(),
-            max_blocks_per_host: spec.max_blocks_per_host(),
-            auto_allocate_blocks: spec.auto_allocate_blocks.unwrap_or(true),
-        })
+        let kv = self.store.get(&settings_key()).await?;
+        settings_from(kv.as_ref())
     }
 
     /// Every IPPool in etcd.
@@ -197,53 +254,35 @@ impl Ipam {
             .store
             .list(&resource_prefix(Kind::IpPool.plural()))
             .await?;
-        listing
-            .kvs
-            .iter()
-            .map(|kv| match decode_resource(kv)? {
-                Resource::IpPool(pool) => Ok(pool),
-                _ => Err(IpamError::Decode {
-                    what: "IPPool",
-                    reason: format!("{} holds another kind", kv.key),
-                }),
-            })
-            .collect()
+        listing.kvs.iter().map(decode_pool).collect()
     }
 
-    async fn usable_pools(
+    /// Takes the reads every assignment for `node` starts with, plus the keys in `extra`, in
+    /// one etcd transaction (see [`AssignSnapshot`]).
+    pub async fn snapshot(
         &self,
-        args: &AssignArgs,
-        family: Family,
-        usage: AllowedUse,
-    ) -> Result<Vec<Pool>, IpamError> {
-        let mut usable = Vec::new();
-        for resource in self.pools().await? {
-            let (Some(cidr), Some(block_size)) = (
-                resource.spec.network(),
-                resource.spec.effective_block_size(),
-            ) else {
-                continue;
-            };
-            if Family::of(&cidr) != family
-                || resource.spec.is_disabled()
-                || !resource.spec.effective_allowed_uses().contains(&usage)
-            {
-                continue;
-            }
-            if !args.pools.is_empty() && !args.pools.contains(&cidr) {
-                continue;
-            }
-            if args.pool_filter.as_ref().is_some_and(|f| !f(&resource)) {
-                continue;
-            }
-            usable.push(Pool {
-                resource,
-                cidr,
-                block_size,
-            });
-        }
-        usable.sort_by_key(|p| p.cidr);
-        Ok(usable)
+        node: &str,
+        extra: &[String],
+    ) -> Result<AssignSnapshot, IpamError> {
+        let mut reads = vec![
+            Read::Key(settings_key()),
+            Read::Prefix(resource_prefix(Kind::IpPool.plural())),
+            Read::Prefix(ipam_affinity_prefix(node)),
+        ];
+        reads.extend(extra.iter().cloned().map(Read::Key));
+        let mut answers = self.store.read(&reads).await?.into_iter();
+        let mut next = || answers.next().unwrap_or_default();
+        let settings = next().into_iter().next();
+        let pools = next();
+        let affinities = next();
+        let extra = extra.iter().map(|_| next().into_iter().next()).collect();
+        Ok(AssignSnapshot {
+            node: node.to_string(),
+            settings,
+            pools,
+            affinities,
+            extra,
+        })
     }
 
     /// Allocates `num_v4` IPv4 and `num_v6` IPv6 addresses to `handle` on `node`. All or
@@ -260,9 +299,29 @@ impl Ipam {
         args: &AssignArgs,
         usage: AllowedUse,
     ) -> Result<Assigned, IpamError> {
+        let snapshot = self.snapshot(&args.node, &[]).await?;
+        self.auto_assign_from(args, usage, &snapshot).await
+    }
+
+    /// [`Ipam::auto_assign_for`] starting from `snapshot` (taken for `args.node`; one taken for
+    /// another node is taken again), so a caller that needs more keys before assigning (the
+    /// CNI plugin: the handle and the Node) reads them in the same round trip.
+    pub async fn auto_assign_from(
+        &self,
+        args: &AssignArgs,
+        usage: AllowedUse,
+        snapshot: &AssignSnapshot,
+    ) -> Result<Assigned, IpamError> {
+        let retaken;
+        let snapshot = if snapshot.node == args.node {
+            snapshot
+        } else {
+            retaken = self.snapshot(&args.node, &[]).await?;
+            &retaken
+        };
         let settings = match args.settings {
             Some(s) => s,
-            None => self.settings().await?,
+            None => settings_from(snapshot.settings.as_ref())?,
         };
         let mut assigned = Assigned::default();
         for (family, wanted) in [(Family::V4, args.num_v4), (Family::V6, args.num_v6)] {
@@ -270,7 +329,7 @@ impl Ipam {
                 continue;
             }
             let result = self
-                .assign_family(args, &settings, family, wanted, usage)
+                .assign_family(args, &settings, family, wanted, usage, snapshot)
                 .await;
             let got = match result {
                 Ok(got) => got,
@@ -314,50 +373,35 @@ impl Ipam {
         family: Family,
         wanted: usize,
         usage: AllowedUse,
+        snapshot: &AssignSnapshot,
     ) -> Result<Vec<(IpAddr, IpPool)>, IpamError> {
-        let pools = self.usable_pools(args, family, usage).await?;
+        let pools = usable_pools(&snapshot.pools, args, family, usage)?;
         if pools.is_empty() {
             return Err(IpamError::NoPools { family });
         }
         let mut got: Vec<(IpAddr, IpPool)> = Vec::new();
-        let mut full: BTreeSet<IpNetwork> = BTreeSet::new();
 
-        // 1 + 2: affine blocks, claiming new ones while allowed.
-        'claiming: loop {
-            let affine = self.affine_blocks(&args.node, &pools).await?;
-            // One read for all of them: a node with many full blocks must not pay a round
-            // trip per block on every assignment.
-            let candidates: Vec<IpNetwork> = affine
-                .iter()
-                .filter(|c| !full.contains(c))
-                .copied()
-                .collect();
-            let keys: Vec<String> = candidates.iter().map(ipam_block_key).collect();
-            let reads = self.store.get_many(&keys).await?;
-            for (cidr, kv) in candidates.iter().zip(reads) {
-                let Some(kv) = kv else {
-                    full.insert(*cidr);
-                    continue;
-                };
-                if AllocationBlock::from_json(&kv.value)?.free() == 0 {
-                    full.insert(*cidr);
-                    continue;
-                }
-                let need = wanted - got.len();
-                let ips = self.allocate_in_block(cidr, need, args, Some(kv)).await?;
-                if ips.len() < need {
-                    full.insert(*cidr);
-                }
-                let pool = pool_of(&pools, cidr);
-                got.extend(ips.into_iter().map(|ip| (ip, pool.resource.clone())));
-                if got.len() == wanted {
-                    return Ok(got);
-                }
+        // 1: blocks affine to the node.
+        let affine = self
+            .affine_blocks(&args.node, &pools, &snapshot.affinities)
+            .await?;
+        let mut owned = affine.len();
+        for (cidr, kv) in affine {
+            if AllocationBlock::from_json(&kv.value)?.free() == 0 {
+                continue;
             }
-            if !settings.auto_allocate_blocks {
-                break;
+            let need = wanted - got.len();
+            let ips = self.allocate_in_block(&cidr, need, args, Some(kv)).await?;
+            let pool = pool_of(&pools, &cidr);
+            got.extend(ips.into_iter().map(|ip| (ip, pool.resource.clone())));
+            if got.len() == wanted {
+                return Ok(got);
             }
-            let owned = affine.len();
+        }
+
+        // 2: claim new blocks while allowed, allocating in each as it is claimed.
+        let mut known_blocks = None;
+        while settings.auto_allocate_blocks && got.len() < wanted {
             if settings
                 .max_blocks_per_host
                 .is_some_and(|max| owned >= max as usize)
@@ -365,12 +409,26 @@ impl Ipam {
                 debug!(node = %args.node, owned, "at maxBlocksPerHost, not claiming");
                 break;
             }
+            let mut claimed = None;
             for pool in &pools {
-                if self.claim_block(&args.node, pool).await?.is_some() {
-                    continue 'claiming;
+                if let Some(block) = self
+                    .claim_block(&args.node, pool, &mut known_blocks)
+                    .await?
+                {
+                    claimed = Some((pool, block));
+                    break;
                 }
             }
-            break;
+            let Some((pool, (cidr, kv))) = claimed else {
+                break;
+            };
+            owned += 1;
+            let need = wanted - got.len();
+            let ips = self.allocate_in_block(&cidr, need, args, Some(kv)).await?;
+            got.extend(ips.into_iter().map(|ip| (ip, pool.resource.clone())));
+        }
+        if got.len() == wanted {
+            return Ok(got);
         }
 
         // 3: borrow.
@@ -399,107 +457,6 @@ impl Ipam {
             }
         }
         Ok(got)
-    }
-
-    /// CIDRs of the blocks affine to `node` (confirmed affinity) inside `pools`, in order.
-    /// Completes claims a crash left half-done.
-    async fn affine_blocks(&self, node: &str, pools: &[Pool]) -> Result<Vec<IpNetwork>, IpamError> {
-        let listing = self.store.list(&ipam_affinity_prefix(node)).await?;
-        let mut cidrs = Vec::new();
-        for kv in &listing.kvs {
-            let Some(cidr) = kv.key.rsplit('/').next().and_then(parse_cidr_segment) else {
-                continue;
-            };
-            if !pools.iter().any(|p| p.cidr.contains(cidr.network())) {
-                continue;
-            }
-            let affinity = BlockAffinity::from_json(&kv.value)?;
-            if affinity.state == AffinityState::Confirmed {
-                cidrs.push(cidr);
-            }
-        }
-        Ok(cidrs)
-    }
-
-    /// Claims a free block of `pool` for `node` (two-phase affinity). `None` when the pool has
-    /// no unclaimed block.
-    async fn claim_block(&self, node: &str, pool: &Pool) -> Result<Option<IpNetwork>, IpamError> {
-        let Some(count) = block_count(&pool.cidr, pool.block_size) else {
-            return Ok(None);
-        };
-        let listing = self.store.list(IPAM_BLOCKS).await?;
-        let existing: Vec<IpNetwork> = block_cidrs(&listing.kvs).collect();
-        // Every candidate is either skipped (it exists) or tried once; a lost race moves on
-        // to the next candidate, whose creation is itself a CAS.
-        let start = start_index(node, count);
-        let mut scanned: u128 = 0;
-        while scanned < count {
-            let index = (start + scanned) % count;
-            scanned += 1;
-            let Some(cidr) = nth_block(&pool.cidr, pool.block_size, index) else {
-                break;
-            };
-            if existing.iter().any(|b| overlaps(b, &cidr)) {
-                continue;
-            }
-            if let Attempt::Done(()) = self.claim(node, cidr).await? {
-                return Ok(Some(cidr));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The two phases for one candidate block.
-    async fn claim(&self, node: &str, cidr: IpNetwork) -> Result<Attempt<()>, IpamError> {
-        let affinity_key = ipam_affinity_key(node, &cidr);
-        let block_key = ipam_block_key(&cidr);
-        // Phase 1: pending affinity (or the leftover of our own crashed claim).
-        let pending = BlockAffinity::new(AffinityState::Pending).to_json();
-        let affinity_rev = match self.store.create(&affinity_key, pending).await {
-            Ok(rev) => rev,
-            Err(DatastoreError::AlreadyExists { .. }) => match self.store.get(&affinity_key).await?
-            {
-                Some(kv) => kv.mod_revision,
-                None => return Ok(Attempt::Retry),
-            },
-            Err(e) => return Err(e.into()),
-        };
-        // Phase 2: the block, affine to us. Exactly one creator wins.
-        let block = AllocationBlock::new(cidr, Some(node))?;
-        match self.store.create(&block_key, block.to_json()).await {
-            Ok(_) => {}
-            Err(DatastoreError::AlreadyExists { .. }) => {
-                let ours = match self.store.get(&block_key).await? {
-                    Some(kv) => AllocationBlock::from_json(&kv.value)?.is_affine_to(node),
-                    None => false,
-                };
-                if !ours {
-                    debug!(%node, %cidr, "another node claimed the block first");
-                    match self.store.delete(&affinity_key, affinity_rev).await {
-                        Ok(_) => {}
-                        Err(e) if conflicted(&e) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                    return Ok(Attempt::Retry);
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-        // Phase 3: confirm.
-        let confirmed = BlockAffinity::new(AffinityState::Confirmed).to_json();
-        match self
-            .store
-            .update(&affinity_key, confirmed, affinity_rev)
-            .await
-        {
-            Ok(_) => {
-                info!(%node, %cidr, "claimed block");
-                Ok(Attempt::Done(()))
-            }
-            // Someone else (our own concurrent claim) confirmed it: it is ours either way.
-            Err(e) if conflicted(&e) => Ok(Attempt::Done(())),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Allocates up to `n` addresses in block `cidr` for `args.handle` (block and handle in
@@ -566,10 +523,10 @@ impl Ipam {
     /// Frees `ips` (those already free are skipped). Returns the addresses that were freed.
     /// A block left empty is deleted with its affinity (if it stays empty until that write).
     pub async fn release_ips(&self, ips: &[IpAddr]) -> Result<Vec<IpAddr>, IpamError> {
-        let listing = self.store.list(IPAM_BLOCKS).await?;
+        let blocks = self.block_cidrs().await?;
         let mut by_block: BTreeMap<IpNetwork, Vec<IpAddr>> = BTreeMap::new();
         for ip in ips {
-            let block = block_cidrs(&listing.kvs).find(|cidr| cidr.contains(*ip));
+            let block = blocks.iter().find(|cidr| cidr.contains(*ip)).copied();
             if let Some(cidr) = block {
                 by_block.entry(cidr).or_default().push(*ip);
             }
@@ -594,11 +551,15 @@ impl Ipam {
     /// Frees every address held by `handle` and deletes the handle. Idempotent: an unknown
     /// handle frees nothing. Returns the addresses freed.
     pub async fn release_by_handle(&self, handle: &str) -> Result<Vec<IpAddr>, IpamError> {
-        let Some(blocks) = self.handle_blocks(handle).await? else {
+        let Some(kv) = self.store.get(&ipam_handle_key(handle)).await? else {
             return Ok(Vec::new());
         };
+        let record = IpamHandle::from_json(&kv.value)?;
         let mut released = Vec::new();
-        for cidr in blocks {
+        for segment in record.blocks.keys() {
+            let Some(cidr) = parse_cidr_segment(segment) else {
+                continue;
+            };
             released.extend(
                 self.release_in_block(&cidr, |block| {
                     block
@@ -735,31 +696,43 @@ impl Ipam {
 
     /// Addresses held by `handle`.
     pub async fn ips_by_handle(&self, handle: &str) -> Result<Vec<IpAddr>, IpamError> {
-        let Some(blocks) = self.handle_blocks(handle).await? else {
+        let record = self.store.get(&ipam_handle_key(handle)).await?;
+        self.ips_of_handle(handle, record.as_ref()).await
+    }
+
+    /// [`Ipam::ips_by_handle`] from the handle's record as already read (`None`: there is no
+    /// record), reading its blocks in one request.
+    pub async fn ips_of_handle(
+        &self,
+        handle: &str,
+        record: Option<&KeyValue>,
+    ) -> Result<Vec<IpAddr>, IpamError> {
+        let Some(kv) = record else {
             return Ok(Vec::new());
         };
+        let record = IpamHandle::from_json(&kv.value)?;
+        let keys: Vec<String> = record
+            .blocks
+            .keys()
+            .filter_map(|segment| parse_cidr_segment(segment))
+            .map(|cidr| ipam_block_key(&cidr))
+            .collect();
         let mut ips = Vec::new();
-        for cidr in blocks {
-            if let Some(b) = self.store.get(&ipam_block_key(&cidr)).await? {
-                ips.extend(AllocationBlock::from_json(&b.value)?.ips_by_handle(handle));
-            }
+        for block in self.store.get_many(&keys).await?.into_iter().flatten() {
+            ips.extend(AllocationBlock::from_json(&block.value)?.ips_by_handle(handle));
         }
         Ok(ips)
     }
 
-    /// The blocks `handle` holds addresses in, by its record (`None`: no such handle).
-    async fn handle_blocks(&self, handle: &str) -> Result<Option<Vec<IpNetwork>>, IpamError> {
-        let Some(kv) = self.store.get(&ipam_handle_key(handle)).await? else {
-            return Ok(None);
-        };
-        let record = IpamHandle::from_json(&kv.value)?;
-        Ok(Some(
-            record
-                .blocks
-                .keys()
-                .filter_map(|s| parse_cidr_segment(s))
-                .collect(),
-        ))
+    /// The CIDRs of every block in etcd, in key order (a keys-only listing).
+    pub(super) async fn block_cidrs(&self) -> Result<Vec<IpNetwork>, IpamError> {
+        Ok(self
+            .store
+            .list_keys(IPAM_BLOCKS)
+            .await?
+            .iter()
+            .filter_map(|key| key.strip_prefix(IPAM_BLOCKS).and_then(parse_cidr_segment))
+            .collect())
     }
 
     /// Every block in etcd, decoded, in key order.
@@ -799,10 +772,6 @@ fn pool_of<'a>(pools: &'a [Pool], cidr: &IpNetwork) -> &'a Pool {
         .iter()
         .find(|p| p.cidr.contains(cidr.network()))
         .unwrap_or(&pools[0])
-}
-
-fn overlaps(a: &IpNetwork, b: &IpNetwork) -> bool {
-    a.contains(b.network()) || b.contains(a.network())
 }
 
 pub(crate) fn decode_resource(kv: &KeyValue) -> Result<Resource, IpamError> {

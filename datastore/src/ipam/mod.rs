@@ -3,11 +3,14 @@
 //!
 //! - [`block`]: the pure allocation core, [`AllocationBlock`] (ordinals, attributes, sequence
 //!   numbers); no I/O.
-//! - [`record`]: the other stored records, [`BlockAffinity`] (two-phase: pending → confirmed)
-//!   and [`IpamHandle`] (which blocks hold a handle's addresses).
-//! - [`client`]: [`Ipam`], the etcd-backed driver: claim blocks, allocate, borrow, release.
-//!   Every write is a compare-and-swap through [`crate::etcd::Store::commit`], retried on
-//!   conflict; a block and its handle change in one transaction.
+//! - [`record`]: the other stored records, [`BlockAffinity`] (written confirmed; `pending`
+//!   only from older versions) and [`IpamHandle`] (which blocks hold a handle's addresses).
+//! - [`client`]: [`Ipam`], the etcd-backed driver: allocate, borrow, release. Every write is
+//!   a compare-and-swap through [`crate::etcd::Store::commit`], retried on conflict; a block
+//!   and its handle change in one transaction.
+//! - [`claim`]: claiming a block for a node (block and confirmed affinity in one
+//!   transaction; why that replaces Calico's two-phase claim), and settling the pending
+//!   affinities older versions left.
 //! - [`check`]: [`check()`], the consistency audit `vrctl ipam check` and the tests run.
 //! - [`workload`]: the names shared by the CNI plugin and Felix: WorkloadEndpoint names,
 //!   endpoint ids and the host-side veth name.
@@ -16,6 +19,7 @@
 
 pub mod block;
 pub mod check;
+pub mod claim;
 pub mod client;
 pub mod record;
 pub mod workload;
@@ -28,7 +32,7 @@ use crate::etcd::DatastoreError;
 
 pub use block::{AllocationAttribute, AllocationBlock};
 pub use check::{CheckReport, Finding, check};
-pub use client::{AssignArgs, Assigned, Ipam, IpamSettings, PoolFilter};
+pub use client::{AssignArgs, AssignSnapshot, Assigned, Ipam, IpamSettings, PoolFilter};
 pub use record::{AffinityState, BlockAffinity, IpamHandle};
 pub use workload::{endpoint_id, host_veth_name, workload_endpoint_name};
 

@@ -15,8 +15,10 @@ use crate::keys::cidr_segment;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum AffinityState {
-    /// Written before the block is created; a claim in progress (or one that crashed).
-    /// Not an ownership: routing and `check` treat it as absent.
+    /// Written by older versions before the block was created: a claim in progress (or one
+    /// that crashed). vrouter now writes the block and a confirmed affinity in one
+    /// transaction and only reads and settles this state (`super::claim`). Not an
+    /// ownership: routing and `check` treat it as absent.
     Pending,
     /// The block exists and is affine to this node.
     Confirmed,
