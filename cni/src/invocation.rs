@@ -41,7 +41,10 @@ fn invoke(plugin: Plugin) -> Result<String, CniError> {
         .enable_all()
         .build()
         .map_err(|e| CniError::new(code::IO_FAILURE, format!("cannot start runtime: {e}")))?;
-    runtime.block_on(dispatch(plugin, command, &env, &stdin))
+    tracing::debug!(?plugin, ?command, "invoked");
+    let result = runtime.block_on(dispatch(plugin, command, &env, &stdin));
+    tracing::debug!(?plugin, ?command, ok = result.is_ok(), "finished");
+    result
 }
 
 /// The whole process: returns the exit status.

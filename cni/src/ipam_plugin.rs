@@ -12,17 +12,23 @@
 //!
 //! Pools: enabled IPPools of the family whose `nodeSelector` matches the node's labels (from
 //! its `Node` resource), optionally restricted by `ipv4_pools` / `ipv6_pools`.
+//!
+//! ADD starts with one etcd read (the handle, the Node, the IPAM settings, the pools and the
+//! node's affinities in one transaction: [`datastore::ipam::AssignSnapshot`]). `vrouter-cni`
+//! runs this plugin in its own process ([`execute`]) when `ipam.type` is `vrouter-ipam`, over
+//! its own etcd connection, instead of starting the binary.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use datastore::etcd::{DatastoreError, Store};
+use datastore::etcd::{DatastoreError, KeyValue, Store};
 use datastore::ipam::{
     ATTR_CONTAINER_ID, ATTR_ENDPOINT, ATTR_NAMESPACE, ATTR_NODE, ATTR_POD, AssignArgs, Ipam,
     IpamError,
 };
-use datastore::keys::resource_key;
+use datastore::keys::{ipam_handle_key, resource_key};
+use datastore::resource::ippool::AllowedUse;
 use datastore::resource::{IpPool, Kind, Resource};
 use policy::Selector;
 
@@ -57,23 +63,39 @@ pub async fn run(command: Command, env: &Environment, stdin: &[u8]) -> Result<St
         return Ok(serde_json::to_string(&VersionResult::ours()).unwrap_or_default());
     }
     let conf = NetConf::parse(stdin)?;
-    let version = conf.cni_version.clone();
     if command == Command::Status {
         return status(&conf).await.map(|()| String::new());
     }
     let ipam = Ipam::new(connect(&conf).await?);
+    let result = execute(&ipam, command, &conf, env).await?;
+    Ok(match command {
+        Command::Add => result.to_json(),
+        _ => String::new(),
+    })
+}
+
+/// Runs ADD, DEL, CHECK or GC over an etcd connection the caller already has: the body of
+/// the `vrouter-ipam` binary, and what `vrouter-cni` calls in its own process. Returns the
+/// result for ADD, an empty one otherwise (VERSION and STATUS are the binary's alone).
+pub async fn execute(
+    ipam: &Ipam,
+    command: Command,
+    conf: &NetConf,
+    env: &Environment,
+) -> Result<CniResult, CniError> {
+    let version = &conf.cni_version;
     match command {
-        Command::Add => add(&ipam, &conf, env).await.map(|r| r.to_json()),
+        Command::Add => add(ipam, conf, env).await,
         Command::Del => {
-            let workload = Workload::new(&conf, env);
+            let workload = Workload::new(conf, env);
             ipam.release_by_handle(&workload.handle)
                 .await
-                .map_err(|e| ipam_error(&e, &version))?;
-            Ok(String::new())
+                .map_err(|e| ipam_error(&e, version))?;
+            Ok(CniResult::default())
         }
-        Command::Check => check(&ipam, &conf, env).await.map(|()| String::new()),
-        Command::Gc => gc(&ipam, &conf).await.map(|_| String::new()),
-        Command::Version | Command::Status => Ok(String::new()),
+        Command::Check => check(ipam, conf, env).await.map(|()| CniResult::default()),
+        Command::Gc => gc(ipam, conf).await.map(|_| CniResult::default()),
+        Command::Version | Command::Status => Ok(CniResult::default()),
     }
 }
 
@@ -91,29 +113,37 @@ pub async fn status(conf: &NetConf) -> Result<(), CniError> {
     }
 }
 
-async fn node_labels(store: &Store, node: &str) -> Result<BTreeMap<String, String>, IpamError> {
-    let key = resource_key(Kind::Node.plural(), None, node);
-    let Some(kv) = store.get(&key).await? else {
-        return Ok(BTreeMap::new());
+/// The labels of the stored Node resource (none when it is absent or not a Node).
+fn node_labels(node: Option<&KeyValue>) -> BTreeMap<String, String> {
+    let Some(kv) = node else {
+        return BTreeMap::new();
     };
-    let text = String::from_utf8_lossy(&kv.value);
-    match Resource::from_json(&text) {
-        Ok(Resource::Node(n)) => Ok(n.metadata.labels),
-        _ => Ok(BTreeMap::new()),
+    match Resource::from_json(&String::from_utf8_lossy(&kv.value)) {
+        Ok(Resource::Node(n)) => n.metadata.labels,
+        _ => BTreeMap::new(),
     }
 }
 
 async fn add(ipam: &Ipam, conf: &NetConf, env: &Environment) -> Result<CniResult, CniError> {
     let version = &conf.cni_version;
     let workload = Workload::new(conf, env);
+    let handle_key = ipam_handle_key(&workload.handle);
+    let node_key = resource_key(Kind::Node.plural(), None, &workload.node);
+    let snapshot = ipam
+        .snapshot(&workload.node, &[handle_key, node_key])
+        .await
+        .map_err(|e| ipam_error(&e, version))?;
+    let (handle, node) = match snapshot.extra.as_slice() {
+        [handle, node] => (handle.as_ref(), node.as_ref()),
+        _ => (None, None),
+    };
+    // A repeated ADD for the same handle returns what it already holds.
     let held = ipam
-        .ips_by_handle(&workload.handle)
+        .ips_of_handle(&workload.handle, handle)
         .await
         .map_err(|e| ipam_error(&e, version))?;
     let ips = if held.is_empty() {
-        let labels = node_labels(ipam.store(), &workload.node)
-            .await
-            .map_err(|e| ipam_error(&e, version))?;
+        let labels = node_labels(node);
         let filter = move |pool: &IpPool| match pool.spec.node_selector.as_deref() {
             None | Some("") => true,
             Some(text) => Selector::parse(text).is_ok_and(|s| s.matches(&labels)),
@@ -138,7 +168,7 @@ async fn add(ipam: &Ipam, conf: &NetConf, env: &Environment) -> Result<CniResult
             pool_filter: Some(Arc::new(filter)),
             settings: None,
         };
-        ipam.auto_assign(&args)
+        ipam.auto_assign_from(&args, AllowedUse::Workload, &snapshot)
             .await
             .map_err(|e| ipam_error(&e, version))?
             .ips()

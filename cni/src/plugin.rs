@@ -1,9 +1,8 @@
 //! `vrouter-cni`: the main CNI plugin.
 //!
-//! - ADD: delegate IPAM ADD (through `CNI_PATH`), attach the veth with addresses and routes
-//!   ([`crate::dataplane`]), write the WorkloadEndpoint ([`crate::endpoint`]), print the
-//!   result. Any failure after IPAM undoes everything done so far (veth, endpoint,
-//!   addresses), so a failed ADD leaks nothing.
+//! - ADD: IPAM ADD, attach the veth with addresses and routes ([`crate::dataplane`]), write
+//!   the WorkloadEndpoint ([`crate::endpoint`]), print the result. Any failure after IPAM
+//!   undoes everything done so far (veth, endpoint, addresses), so a failed ADD leaks nothing.
 //! - DEL: remove the veth, the endpoint and (IPAM DEL) the addresses. Every step tolerates
 //!   "already gone", so a second DEL, a DEL without `CNI_NETNS` and a DEL after a crash
 //!   mid-ADD all succeed.
@@ -11,17 +10,24 @@
 //! - STATUS: 0 when etcd answers, code 50 when not.
 //! - GC: IPAM GC, then the endpoints (and host veths) of this node whose container is not in
 //!   `cni.dev/valid-attachments`.
+//!
+//! **IPAM** is the plugin `ipam.type` names. When that is `vrouter-ipam`, it runs in this
+//! process ([`crate::ipam_plugin::execute`]) over the etcd connection this plugin already
+//! has: the same code and the same result as the binary, without a second process start and
+//! a second etcd connection, which were most of the time from ADD to the block claim. Any
+//! other type is run as the CNI spec prescribes, found in `CNI_PATH` and executed
+//! ([`crate::delegate`]).
 
 use std::net::IpAddr;
 
 use datastore::etcd::Store;
-use datastore::ipam::host_veth_name;
+use datastore::ipam::{Ipam, host_veth_name};
 
 use crate::dataplane::{self, DataplaneError, PodNetwork};
 use crate::delegate::run_ipam;
 use crate::endpoint::{self, datastore_error};
 use crate::gateway::{default_routes, ip_config};
-use crate::ipam_plugin::{connect, status};
+use crate::ipam_plugin::{self, connect, status};
 use crate::netconf::{NetConf, Workload};
 use crate::spec::{CniError, CniResult, Command, Environment, Interface, VersionResult, code};
 
@@ -31,6 +37,27 @@ fn dataplane_error(e: &DataplaneError, version: &str) -> CniError {
         _ => code::DATAPLANE,
     };
     CniError::new(code, e.to_string()).in_version(version)
+}
+
+/// The IPAM plugin that runs in this process rather than through `CNI_PATH`.
+pub const IN_PROCESS_IPAM: &str = "vrouter-ipam";
+
+/// Runs IPAM `command`: in this process over `store` for [`IN_PROCESS_IPAM`], else the
+/// plugin `kind` from `CNI_PATH`. The error is in the configuration's version.
+async fn run_ipam_as(
+    kind: &str,
+    command: Command,
+    conf: &NetConf,
+    env: &Environment,
+    stdin: &[u8],
+    store: &Store,
+) -> Result<CniResult, CniError> {
+    let result = if kind == IN_PROCESS_IPAM {
+        ipam_plugin::execute(&Ipam::new(store.clone()), command, conf, env).await
+    } else {
+        run_ipam(kind, command, env, stdin).await
+    };
+    result.map_err(|e| e.in_version(&conf.cni_version))
 }
 
 fn ipam_type(conf: &NetConf) -> Result<String, CniError> {
@@ -92,9 +119,8 @@ async fn add(conf: &NetConf, env: &Environment, stdin: &[u8]) -> Result<CniResul
     }
     let workload = Workload::new(conf, env);
     let store = connect(conf).await?;
-    let allocated = run_ipam(&ipam, Command::Add, env, stdin)
-        .await
-        .map_err(|e| e.in_version(version))?;
+    let allocated = run_ipam_as(&ipam, Command::Add, conf, env, stdin, &store).await?;
+    tracing::debug!(container = %workload.container_id, "IPAM ADD done");
     match attach(conf, env, &workload, &store, &allocated).await {
         Ok(result) => Ok(result),
         Err(e) => {
@@ -166,7 +192,7 @@ async fn undo(
     if let Err(e) = endpoint::delete(store, workload).await {
         tracing::warn!(error = %e, "undo: endpoint");
     }
-    if let Err(e) = run_ipam(ipam, Command::Del, env, stdin).await {
+    if let Err(e) = run_ipam_as(ipam, Command::Del, conf, env, stdin, store).await {
         tracing::warn!(error = %e, network = %conf.name, "undo: IPAM DEL");
     }
 }
@@ -182,10 +208,9 @@ async fn del(conf: &NetConf, env: &Environment, stdin: &[u8]) -> Result<(), CniE
     endpoint::delete(&store, &workload)
         .await
         .map_err(|e| datastore_error(&e, version))?;
-    run_ipam(&ipam, Command::Del, env, stdin)
+    run_ipam_as(&ipam, Command::Del, conf, env, stdin, &store)
         .await
         .map(|_| ())
-        .map_err(|e| e.in_version(version))
 }
 
 async fn check(conf: &NetConf, env: &Environment, stdin: &[u8]) -> Result<(), CniError> {
@@ -222,25 +247,22 @@ async fn check(conf: &NetConf, env: &Environment, stdin: &[u8]) -> Result<(), Cn
     dataplane::verify(&pod)
         .await
         .map_err(|e| dataplane_error(&e, version))?;
-    run_ipam(&ipam, Command::Check, env, stdin)
+    run_ipam_as(&ipam, Command::Check, conf, env, stdin, &store)
         .await
         .map(|_| ())
-        .map_err(|e| e.in_version(version))
 }
 
 async fn gc(conf: &NetConf, env: &Environment, stdin: &[u8]) -> Result<(), CniError> {
     let version = conf.cni_version.as_str();
     let ipam = ipam_type(conf)?;
-    run_ipam(&ipam, Command::Gc, env, stdin)
-        .await
-        .map_err(|e| e.in_version(version))?;
+    let store = connect(conf).await?;
+    run_ipam_as(&ipam, Command::Gc, conf, env, stdin, &store).await?;
     let valid: Vec<&str> = conf
         .valid_attachments
         .iter()
         .flatten()
         .map(|a| a.container_id.as_str())
         .collect();
-    let store = connect(conf).await?;
     let node = conf.node();
     for wep in endpoint::on_node(&store, &node)
         .await

@@ -1,6 +1,8 @@
 //! `vrouter-cni` and `vrouter-ipam` invoked exactly as a container runtime does (CNI_*
 //! environment, configuration on stdin, plugins found through CNI_PATH), with a real etcd and
-//! pod namespaces made by `test_support::Netns`. Needs root.
+//! pod namespaces made by `test_support::Netns`. Needs root. `vrouter-cni` runs
+//! `vrouter-ipam` in its own process; other IPAM types go through CNI_PATH (tested with the
+//! `vrouter-ipam` binary under another name).
 //!
 //! Each test uses its own pool CIDR (host routes to pod addresses live in the shared host
 //! namespace) and its own node name.
@@ -523,6 +525,83 @@ async fn del_after_a_crash_mid_add_cleans_up() {
     invoke(CNI, &env, conf.as_bytes()).expect_ok("ADD after cleanup");
     env[0] = ("CNI_COMMAND", "DEL");
     invoke(CNI, &env, conf.as_bytes()).expect_ok("DEL");
+}
+
+/// `ipam.type: vrouter-ipam` runs in `vrouter-cni`'s own process (the binary on CNI_PATH is
+/// not needed); any other type is found on CNI_PATH and executed, as the CNI spec says.
+#[tokio::test]
+async fn vrouter_ipam_runs_in_process_and_other_ipam_types_are_delegated() {
+    let cluster = Cluster::start("10.89.0.0/24", None).await;
+    let node = "cni-node-delegate";
+    cluster.add_node(node).await;
+    // CNI_PATH: vrouter-cni, and the IPAM plugin under another name only.
+    let bin = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink(CNI, bin.path().join("vrouter-cni")).expect("symlink");
+    let other = bin.path().join("other-ipam");
+    std::os::unix::fs::symlink(IPAM, &other).expect("symlink");
+    let path = bin.path().display().to_string();
+    let env_for = |command: &'static str, id: &'static str, netns: &str| {
+        vec![
+            ("CNI_COMMAND", command.to_string()),
+            ("CNI_CONTAINERID", id.to_string()),
+            ("CNI_NETNS", netns.to_string()),
+            ("CNI_IFNAME", "eth0".to_string()),
+            ("CNI_ARGS", cni_args(id)),
+            ("CNI_PATH", path.clone()),
+        ]
+    };
+    let run = |env: &[(&str, String)], conf: &Value| {
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        invoke(CNI, &pairs, conf.to_string().as_bytes())
+    };
+
+    // In process: no vrouter-ipam on CNI_PATH, and ADD, CHECK and DEL work.
+    let in_process = cluster.conf(node);
+    let ns = Netns::new("podinproc").expect("netns");
+    let added = run(&env_for("ADD", "inproc-0", &netns_path(&ns)), &in_process);
+    let result = added.expect_ok("in-process ADD").clone();
+    assert!(
+        result["ips"][0]["address"]
+            .as_str()
+            .expect("address")
+            .starts_with("10.89.0."),
+        "{result}"
+    );
+    let mut with_prev = in_process.clone();
+    with_prev["prevResult"] = result;
+    run(&env_for("CHECK", "inproc-0", &netns_path(&ns)), &with_prev).expect_ok("in-process CHECK");
+    run(&env_for("DEL", "inproc-0", &netns_path(&ns)), &in_process).expect_ok("in-process DEL");
+
+    // Delegated: `other-ipam` is executed from CNI_PATH.
+    let mut delegated = cluster.conf(node);
+    delegated["ipam"]["type"] = json!("other-ipam");
+    let ns = Netns::new("poddeleg").expect("netns");
+    let added = run(&env_for("ADD", "deleg-0", &netns_path(&ns)), &delegated);
+    let result = added.expect_ok("delegated ADD").clone();
+    let address = result["ips"][0]["address"].as_str().expect("address");
+    assert!(address.starts_with("10.89.0."), "{result}");
+    let ip: std::net::IpAddr = address.trim_end_matches("/32").parse().expect("ip");
+    assert_eq!(
+        cluster
+            .ipam()
+            .ips_by_handle("k8s-pod-network.deleg-0")
+            .await
+            .expect("handle"),
+        [ip]
+    );
+    let mut with_prev = delegated.clone();
+    with_prev["prevResult"] = result;
+    run(&env_for("CHECK", "deleg-0", &netns_path(&ns)), &with_prev).expect_ok("delegated CHECK");
+    // It really is executed: without the executable, the next ADD cannot find it.
+    std::fs::remove_file(&other).expect("remove other-ipam");
+    let ns2 = Netns::new("poddeleg").expect("netns");
+    let missing = run(&env_for("ADD", "deleg-1", &netns_path(&ns2)), &delegated);
+    assert_eq!(missing.code(), 7, "{}", missing.stdout);
+    std::os::unix::fs::symlink(IPAM, &other).expect("symlink");
+    run(&env_for("DEL", "deleg-0", &netns_path(&ns)), &delegated).expect_ok("delegated DEL");
+    let report = ipam::check(&cluster.store).await.expect("check");
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.allocated, 0);
 }
 
 #[tokio::test]
