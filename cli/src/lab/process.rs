@@ -48,6 +48,18 @@ pub fn ip_in(ns: &str, args: &[&str]) -> anyhow::Result<String> {
     run_ok(Command::new("ip").args(["-n", ns]).args(args))
 }
 
+/// Moves the calling thread into network namespace `ns` (`setns(2)`); a child it spawns
+/// afterwards starts there, with the host's mounts, as if started on that host.
+pub fn enter_netns(ns: &str) -> anyhow::Result<()> {
+    let path = format!("/run/netns/{ns}");
+    let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+    rustix::thread::move_into_link_name_space(
+        std::os::fd::AsFd::as_fd(&file),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .with_context(|| format!("entering namespace {ns}"))
+}
+
 /// A command running `program` inside namespace `ns` (`ip netns exec` execs in place, so the
 /// child's PID is the program's).
 pub fn in_netns(ns: &str, program: &Path) -> Command {

@@ -3,16 +3,17 @@
 //! name) and one ICMP echo (`ping -c1`).
 //!
 //! Each source pod gets a thread that moves itself into the pod's network namespace
-//! (`setns(2)` through rustix) and connects from there; pings run as `ip netns exec <pod>
+//! (`setns(2)`, [`enter_netns`]) and connects from there; pings run as `ip netns exec <pod>
 //! ping` processes, all of one source at once.
 
-use std::fs::File;
 use std::io::{BufRead as _, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
+
+use super::process::enter_netns;
 
 /// How long one TCP connect or ping may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -108,23 +109,12 @@ fn tcp_probe(to: &Target, port: u16) -> bool {
     }
 }
 
-/// Moves the calling thread into namespace `ns`.
-fn enter(ns: &str) -> anyhow::Result<()> {
-    let path = format!("/run/netns/{ns}");
-    let file = File::open(&path).with_context(|| format!("opening {path}"))?;
-    rustix::thread::move_into_link_name_space(
-        std::os::fd::AsFd::as_fd(&file),
-        Some(rustix::thread::LinkNameSpaceType::Network),
-    )
-    .with_context(|| format!("entering namespace {ns}"))
-}
-
 /// TCP probes from `from` (a namespace) to every target, in a thread inside that namespace.
 fn tcp_row(from: &str, targets: &[Target], port: u16) -> anyhow::Result<Vec<bool>> {
     let from = from.to_string();
     let targets = targets.to_vec();
     std::thread::spawn(move || -> anyhow::Result<Vec<bool>> {
-        enter(&from)?;
+        enter_netns(&from)?;
         Ok(targets.iter().map(|t| tcp_probe(t, port)).collect())
     })
     .join()
