@@ -8,9 +8,10 @@
 //!
 //! Order of ADD (each step undone by [`detach`], which is idempotent):
 //! 1. in the pod namespace: refuse if `CNI_IFNAME` exists; remove a leftover host-side veth
-//!    of a crashed ADD; create the veth `CNI_IFNAME` ⇄ host name; move the host end to the
-//!    host namespace; bring `CNI_IFNAME` up; add the addresses (`/32`, `/128`) and the
-//!    routes of [`crate::gateway`];
+//!    of a crashed ADD; create the veth `CNI_IFNAME` ⇄ host name with the host end made in the
+//!    host namespace at once (not moved there: a move waits for an RCU grace period); bring
+//!    `CNI_IFNAME` up; add the addresses (`/32`, `/128`) and the routes of
+//!    [`crate::gateway`];
 //! 2. on the host: fixed MAC `ee:ee:ee:ee:ee:ee`, MTU, up, `proxy_arp`/`proxy_ndp`,
 //!    forwarding, and a `/32` (`/128`) route per address to the host veth, with the agent's
 //!    route protocol (80): the pod is reachable at once and the agent adopts the route.
@@ -22,7 +23,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use datastore::ipam::workload::ROUTE_PROTO_AGENT;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope,
 };
@@ -213,7 +214,14 @@ pub async fn attach(pod: &PodNetwork) -> Result<Attached, DataplaneError> {
                 .await
                 .map_err(netlink("deleting a stale host veth in the pod"))?;
         }
-        let mut veth = LinkVeth::new(&inside.ifname, &inside.host_ifname);
+        // The host end is created in the host namespace directly (the peer's own
+        // IFLA_NET_NS_FD): moving it there afterwards costs the kernel an RCU grace period
+        // (`synchronize_net`), 10-20 ms.
+        let peer = LinkUnspec::new_with_name(&inside.host_ifname)
+            .setns_by_fd(host_ns.as_raw_fd())
+            .build();
+        let mut veth = LinkVeth::new(&inside.ifname, &inside.host_ifname)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)));
         if let Some(mtu) = inside.mtu {
             veth = veth.mtu(mtu);
         }
@@ -222,18 +230,6 @@ pub async fn attach(pod: &PodNetwork) -> Result<Attached, DataplaneError> {
             .execute()
             .await
             .map_err(netlink(format!("creating veth {}", inside.ifname)))?;
-        let peer = link(&h, &inside.host_ifname)
-            .await?
-            .ok_or_else(|| DataplaneError::Check("the new veth peer vanished".to_string()))?;
-        h.link()
-            .set(
-                LinkUnspec::new_with_index(peer.header.index)
-                    .setns_by_fd(host_ns.as_raw_fd())
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(netlink("moving the host veth to the host namespace"))?;
         let own = link(&h, &inside.ifname)
             .await?
             .ok_or_else(|| DataplaneError::Check(format!("{} vanished", inside.ifname)))?;
