@@ -57,6 +57,16 @@ pub async fn connect(conf: &NetConf) -> Result<Store, CniError> {
     })
 }
 
+/// [`connect`] without the round trip that checks etcd answers, for a caller whose next step
+/// is an etcd request (the IPAM itself, which then fails "try again later" as [`connect`]
+/// would).
+pub async fn connect_lazy(conf: &NetConf) -> Result<Store, CniError> {
+    let config = conf.etcd()?;
+    Store::connect_lazy(&config).await.map_err(|e| {
+        CniError::new(code::TRY_AGAIN_LATER, e.to_string()).in_version(&conf.cni_version)
+    })
+}
+
 /// Runs one `vrouter-ipam` invocation; returns what to print on success.
 pub async fn run(command: Command, env: &Environment, stdin: &[u8]) -> Result<String, CniError> {
     if command == Command::Version {
@@ -66,7 +76,7 @@ pub async fn run(command: Command, env: &Environment, stdin: &[u8]) -> Result<St
     if command == Command::Status {
         return status(&conf).await.map(|()| String::new());
     }
-    let ipam = Ipam::new(connect(&conf).await?);
+    let ipam = Ipam::new(connect_lazy(&conf).await?);
     let result = execute(&ipam, command, &conf, env).await?;
     Ok(match command {
         Command::Add => result.to_json(),

@@ -27,7 +27,7 @@ use crate::dataplane::{self, DataplaneError, PodNetwork};
 use crate::delegate::run_ipam;
 use crate::endpoint::{self, datastore_error};
 use crate::gateway::{default_routes, ip_config};
-use crate::ipam_plugin::{self, connect, status};
+use crate::ipam_plugin::{self, connect, connect_lazy, status};
 use crate::netconf::{NetConf, Workload};
 use crate::spec::{CniError, CniResult, Command, Environment, Interface, VersionResult, code};
 
@@ -118,7 +118,13 @@ async fn add(conf: &NetConf, env: &Environment, stdin: &[u8]) -> Result<CniResul
         .in_version(version));
     }
     let workload = Workload::new(conf, env);
-    let store = connect(conf).await?;
+    // With IPAM in this process its first read is the check that etcd answers; before a
+    // delegated IPAM plugin runs, check first.
+    let store = if ipam == IN_PROCESS_IPAM {
+        connect_lazy(conf).await?
+    } else {
+        connect(conf).await?
+    };
     let allocated = run_ipam_as(&ipam, Command::Add, conf, env, stdin, &store).await?;
     tracing::debug!(container = %workload.container_id, "IPAM ADD done");
     match attach(conf, env, &workload, &store, &allocated).await {

@@ -416,6 +416,17 @@ async fn every_error_code() {
     bad_ipam["ipam"]["type"] = json!("no-such-ipam");
     assert_eq!(invoke(CNI, &env, bad_ipam.to_string().as_bytes()).code(), 7);
 
+    // 11: etcd does not answer (the IPAM's first read finds out); nothing is created.
+    let mut dead = cluster.conf(node);
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    dead["etcd_endpoints"] = json!(format!("http://127.0.0.1:{port}"));
+    let unreachable = invoke(CNI, &env, dead.to_string().as_bytes());
+    assert_eq!(unreachable.code(), 11, "{}", unreachable.stdout);
+    assert!(!host_link_exists(&host_ifname(node, "err-0")));
+
     // 11: the pool (4 addresses) is exhausted; nothing leaks.
     let filler = AssignArgs {
         node: "other".into(),

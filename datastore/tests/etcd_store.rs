@@ -257,6 +257,14 @@ async fn unreachable_etcd_is_one_clear_error_within_seconds() {
     assert!(matches!(err, DatastoreError::Unavailable { .. }), "{text}");
     assert!(text.contains(&endpoint), "{text}");
     assert!(!text.contains('\n'), "one line: {text}");
+    // Connected lazily, the first request gives the same error.
+    let lazy = Store::connect_lazy(&EtcdConfig::new([endpoint.clone()]))
+        .await
+        .expect("no request yet");
+    let err = lazy.get("/vrouter/x").await.expect_err("nothing listens");
+    let text = err.to_string();
+    assert!(matches!(err, DatastoreError::Unavailable { .. }), "{text}");
+    assert!(text.contains(&endpoint), "{text}");
 }
 
 #[tokio::test]
