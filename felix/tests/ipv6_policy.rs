@@ -115,6 +115,12 @@ const POLICY: &str = "---\napiVersion: projectcalico.org/v3\nkind: NetworkPolicy
     source: {selector: app == 'client'}, destination: {ports: [80]}}, \
     {action: Allow, protocol: UDP}]}\n";
 
+/// `POLICY`'s TCP rule for IPv4 only.
+const POLICY_V4: &str = "---\napiVersion: projectcalico.org/v3\nkind: NetworkPolicy\n\
+    metadata: {name: web-80-from-client, namespace: prod}\n\
+    spec: {selector: app == 'web', ingress: [{action: Allow, ipVersion: 4, protocol: TCP, \
+    source: {selector: app == 'client'}, destination: {ports: [80]}}]}\n";
+
 fn evaluated(model: &Model, src: &str, dst: &str, port: u16) -> bool {
     let flow = Flow::new(
         Peer::Endpoint(EndpointId::new("prod", src)),
@@ -130,8 +136,11 @@ fn ipv6_policy_and_anti_spoofing_of_a_wider_endpoint_network() {
     test_support::trace_init();
     let node = Netns::new("v6node").expect("node");
     node.enable_forwarding().expect("forwarding");
-    // The client owns 10.66.0.4/30; the server one address.
-    let client = pod(&node, 0, "client", "10.66.0.4/30", "fd66::1");
+    // The client owns 10.66.0.4/30; the server one address. The client's IPv6 source holds
+    // the bytes 0a42:0004 (10.66.0.4) at offset 12 of its header, where an IPv4 header has
+    // the source address: read as IPv4 it is in the client's selector set (see the
+    // IPv4-only policy below).
+    let client = pod(&node, 0, "client", "10.66.0.4/30", "fd66:0:a42:4::1");
     let web = pod(&node, 1, "web", "10.66.1.1/32", "fd66::2");
     let yaml = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: prod}}\n{}{}{POLICY}",
@@ -164,12 +173,20 @@ fn ipv6_policy_and_anti_spoofing_of_a_wider_endpoint_network() {
             "IPv6 client → web:{port}"
         );
     }
+    // The same policy over IPv4: its rules for each family live in their own chain.
+    let web4: IpAddr = "10.66.1.1".parse().expect("addr");
+    for (port, expected) in [(80, true), (8080, false)] {
+        assert_eq!(
+            tcp(&client.ns, web4, port),
+            expected,
+            "IPv4 client → web:{port}"
+        );
+    }
     // No policy selects the client: default allow, both ways agree.
     assert!(evaluated(&model, "web", "client", 8080));
-    assert!(tcp(&web.ns, "fd66::1".parse().expect("addr"), 8080));
+    assert!(tcp(&web.ns, client.v6.parse().expect("addr"), 8080));
 
     // Anti-spoofing: sources inside the client's /30 pass, outside it are dropped.
-    let web4: IpAddr = "10.66.1.1".parse().expect("addr");
     client
         .ns
         .ip(&["addr", "add", "10.66.0.6/32", "dev", "eth0"])
@@ -187,4 +204,24 @@ fn ipv6_policy_and_anti_spoofing_of_a_wider_endpoint_network() {
         !udp_from(&client.ns, "10.66.0.9".parse().expect("a"), web4),
         "outside the /30: spoofed, dropped"
     );
+
+    // An IPv4-only rule: its policy chain is entered for IPv4 only (and tests no family
+    // itself); IPv6 traffic the policy selects finds no rule and is dropped at the end of
+    // the tier, IPv4 traffic is allowed as before. (Were the IPv6 packet evaluated by the
+    // IPv4 rule, the bytes at the IPv4 source offset, 0a42:0004, would match the set.)
+    let yaml = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: prod}}\n{}{}{POLICY_V4}",
+        client.yaml("client"),
+        web.yaml("web")
+    );
+    let docs = datastore::resource::parse_documents(&yaml).expect("yaml");
+    let model = policy::convert::model_from_resources(&docs).expect("model");
+    dp.set_desired(PolicyDesired::new(
+        policy::compile::compile(&model),
+        [client.endpoint(), web.endpoint()],
+    ));
+    dp.apply().expect("apply");
+    assert!(tcp(&client.ns, web4, 80), "IPv4 client → web:80");
+    assert!(!tcp(&client.ns, web6, 80), "IPv6 client → web:80");
+    assert!(!tcp(&client.ns, web4, 8080), "IPv4 client → web:8080");
 }

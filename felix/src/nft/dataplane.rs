@@ -288,7 +288,7 @@ impl PolicyDataplane {
         report.count(&ops);
         report.full_rebuild = true;
         drop(ops);
-        Ok(TableView::of(want.clone()))
+        Ok(TableView::of(want))
     }
 
     fn send(

@@ -167,20 +167,27 @@ fn tiers_pass_log_and_end_of_tier() {
         );
     }
     let policy = tw[0].rsplit(' ').next().expect("chain").to_string();
+    // Rules for both families: IPv6 packets go to the policy's IPv6 chain at once, and
+    // neither chain tests the family again.
     let rules = texts(&t, &policy);
-    assert!(rules[0].starts_with("log prefix \"vr ingress GlobalNetworkPolicy sec.g: \""));
+    assert_eq!(rules[0], format!("meta nfproto ipv6 goto {policy}-6"));
+    assert!(rules[1].starts_with("log prefix \"vr ingress GlobalNetworkPolicy sec.g: \""));
     // Pass over a selector set: one rule per family, each setting the pass bit.
-    assert!(rules[1].starts_with("meta nfproto ipv4 ip saddr @vr-s-"));
-    assert!(rules[1].ends_with(" goto vr-pass"));
+    assert!(rules[2].starts_with("ip saddr @vr-s-"), "{rules:?}");
+    assert!(rules[2].ends_with("-4 goto vr-pass"));
     assert_eq!(
         texts(&t, CHAIN_PASS),
         ["meta mark set meta mark | 0x02000000 return"]
     );
-    assert!(rules[2].starts_with("meta nfproto ipv6 ip6 saddr @vr-s-"));
     // Two port ranges: two alternatives.
     assert_eq!(rules[3], "meta l4proto 6 th dport 22 drop");
     assert_eq!(rules[4], "meta l4proto 6 th dport 80-90 drop");
     assert_eq!(rules.len(), 5);
+    let rules6 = texts(&t, &format!("{policy}-6"));
+    assert_eq!(rules6[0], rules[1]);
+    assert!(rules6[1].starts_with("ip6 saddr @vr-s-") && rules6[1].ends_with("-6 goto vr-pass"));
+    assert_eq!(rules6[2..], rules[3..]);
+    assert_eq!(rules6.len(), 4);
     // The selector set holds b's address (v4) and nothing for v6.
     let set4 = t
         .sets
@@ -201,10 +208,11 @@ fn fixed_nets_skip_the_other_family() {
     let policy = fw[0].rsplit(' ').next().expect("chain").to_string();
     let rules = texts(&t, &policy);
     assert_eq!(rules.len(), 3, "{rules:?}");
-    assert!(rules[0].starts_with("meta nfproto ipv4 ip daddr @vr-n-"));
-    assert!(rules[1].starts_with("meta nfproto ipv4 ip daddr != @vr-n-"));
+    assert_eq!(rules[0], format!("meta nfproto ipv6 goto {policy}-6"));
+    assert!(rules[1].starts_with("ip daddr @vr-n-"));
+    assert!(rules[2].starts_with("ip daddr != @vr-n-"));
     // For IPv6 the notNets set is empty: the condition always holds.
-    assert_eq!(rules[2], "meta nfproto ipv6 drop");
+    assert_eq!(texts(&t, &format!("{policy}-6")), ["drop"]);
     assert!(
         t.sets
             .keys()
@@ -507,7 +515,8 @@ fn anti_spoofing_covers_every_address_of_small_endpoint_networks() {
     assert_eq!(t.sets[SET_WL_SRC4].elems.len(), 4);
 }
 
-/// A policy whose rules all match TCP checks the protocol once, at the top.
+/// What every rule of a policy needs (one family, one protocol) is checked once, by the jump
+/// into its chain; a profile checks a shared protocol at the top of its chain.
 #[test]
 fn a_protocol_shared_by_every_rule_is_checked_once() {
     let t = render(&state(
@@ -518,18 +527,36 @@ fn a_protocol_shared_by_every_rule_is_checked_once() {
          - {action: Allow, ipVersion: 4, protocol: TCP, source: {nets: [10.0.0.0/8]}}\n",
     ));
     let tw = texts(&t, CHAIN_WL_POL_IN);
+    assert!(
+        tw[0].starts_with(
+            "meta mark & 0x03000000 == 0 meta nfproto ipv4 meta l4proto 6 oifname @vr-ap-"
+        ),
+        "{tw:?}"
+    );
     let policy = tw[0].rsplit(' ').next().expect("chain").to_string();
     let rules = texts(&t, &policy);
-    assert_eq!(rules[0], "meta l4proto != 6 return", "{rules:?}");
     assert!(
-        rules[1].starts_with("meta nfproto ipv4 ip saddr @vr-s-")
-            && rules[1].ends_with("th dport 80 goto vr-allow"),
+        rules[0].starts_with("ip saddr @vr-s-") && rules[0].ends_with("th dport 80 goto vr-allow"),
         "{rules:?}"
     );
-    assert_eq!(rules[2], "meta nfproto ipv4 th dport 22 drop");
-    assert!(rules[3].starts_with("meta nfproto ipv4 ip saddr @vr-n-"));
-    assert_eq!(rules.len(), 4);
-    // Different protocols: nothing is hoisted.
+    assert_eq!(rules[1], "th dport 22 drop");
+    assert!(rules[2].starts_with("ip saddr @vr-n-"));
+    assert_eq!(rules.len(), 3);
+    assert!(!t.chains.contains_key(&format!("{policy}-6")));
+    // The same policy on a host endpoint: the same guard on its jump.
+    let t = render(&with_host(
+        "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: tcp4}\n\
+         spec:\n  selector: all()\n  ingress:\n  \
+         - {action: Deny, ipVersion: 4, protocol: TCP, destination: {ports: [22]}}\n",
+    ));
+    let fh = texts(&t, "vr-fh-eth0");
+    assert!(
+        fh.iter().any(|r| r.starts_with(
+            "meta mark & 0x03000000 == 0 meta nfproto ipv4 meta l4proto 6 jump vr-pi-"
+        )),
+        "{fh:?}"
+    );
+    // Different protocols: nothing is moved to the jump.
     let t = render(&state(
         "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: both}\n\
          spec:\n  selector: all()\n  ingress:\n  \
@@ -537,13 +564,44 @@ fn a_protocol_shared_by_every_rule_is_checked_once() {
          - {action: Deny, protocol: TCP}\n  - {action: Allow, protocol: UDP}\n",
     ));
     let tw = texts(&t, CHAIN_WL_POL_IN);
+    assert!(
+        tw[0].starts_with("meta mark & 0x03000000 == 0 oifname @vr-ap-"),
+        "{tw:?}"
+    );
     let policy = tw[0].rsplit(' ').next().expect("chain").to_string();
     let rules = texts(&t, &policy);
     assert!(
-        rules[0].starts_with("meta nfproto ipv4 meta l4proto 6 ip saddr @vr-s-"),
+        rules[1].starts_with("meta l4proto 6 ip saddr @vr-s-"),
         "{rules:?}"
     );
     assert_eq!(rules.len(), 4, "{rules:?}");
+    assert_eq!(texts(&t, &format!("{policy}-6")).len(), 3);
+    // A profile whose rules all match TCP: one `return` rule at the top.
+    let mut s = state(
+        "---\napiVersion: projectcalico.org/v3\nkind: Profile\nmetadata: {name: tcp-only}\n\
+         spec:\n  ingress:\n  \
+         - {action: Allow, protocol: TCP, source: {selector: app == 'db'}}\n  \
+         - {action: Deny, protocol: TCP, destination: {ports: [22]}}\n",
+    );
+    if let Some(ep) = Arc::make_mut(&mut s.ruleset)
+        .endpoints
+        .get_mut(&EndpointId::new("prod", "a"))
+    {
+        ep.profiles.insert(0, "tcp-only".into());
+    }
+    let t = render(&s);
+    let profile = profile_chain("tcp-only", Direction::Ingress);
+    let rules = texts(&t, &profile);
+    assert_eq!(rules[0], "meta l4proto != 6 return", "{rules:?}");
+    assert!(
+        rules[1].starts_with("meta nfproto ipv4 ip saddr @vr-s-"),
+        "{rules:?}"
+    );
+    assert!(
+        rules[2].starts_with("meta nfproto ipv6 ip6 saddr @vr-s-"),
+        "{rules:?}"
+    );
+    assert_eq!(rules[3], "th dport 22 drop");
 }
 
 /// Policies with the same endpoint selector share one membership set.

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `layout` | names, the fail-closed skeleton (base chains, `iifname`/`oifname` verdict-map dispatch, failsafe ports) and rendering helpers (pure) |
 //! | `rendered` | [`PolicyState`] → table content, kept and updated per change: per-endpoint and per-policy chains, named sets (pure) |
+//! | `rules` | a policy's or profile's compiled rules → nft rules: family and port variants, the conditions its jumps check instead (pure) |
 //! | `spec` | the nft objects as data, their `nft` text form, rule comments (pure) |
 //! | `plan` | the delta between wanted and present content, ordered for one batch (pure) |
 //! | `wire` | libnftnl messages for batches (`unsafe` FFI) |
@@ -25,6 +26,7 @@ mod nat;
 mod netlink;
 mod plan;
 mod rendered;
+mod rules;
 mod spec;
 mod wire;
 

@@ -28,23 +28,29 @@ pub(crate) struct TableView {
 }
 
 impl TableView {
-    /// The view a successfully committed `spec` leaves behind (moves its strings).
-    pub(crate) fn of(spec: TableSpec) -> TableView {
+    /// The view a successfully committed `spec` leaves behind: its rule comments and set
+    /// elements (the rules themselves are not kept).
+    pub(crate) fn of(spec: &TableSpec) -> TableView {
         TableView {
             chains: spec
                 .chains
-                .into_iter()
-                .map(|(n, c)| (n, c.rules.into_iter().map(|r| r.comment).collect()))
+                .iter()
+                .map(|(n, c)| {
+                    (
+                        n.clone(),
+                        c.rules.iter().map(|r| r.comment.clone()).collect(),
+                    )
+                })
                 .collect(),
             sets: spec
                 .sets
-                .into_iter()
+                .iter()
                 .map(|(n, s)| {
                     (
-                        n,
+                        n.clone(),
                         SetView {
                             kind: Some(s.kind),
-                            elems: s.elems,
+                            elems: s.elems.clone(),
                         },
                     )
                 })
@@ -58,7 +64,7 @@ impl TableView {
     /// what the kernel holds after a batch planned over the same scope was committed.
     pub(crate) fn sync(&mut self, want: &TableSpec, scope: &Touched) {
         if scope.all {
-            *self = TableView::of(want.clone());
+            *self = TableView::of(want);
             return;
         }
         for name in &scope.chains {
@@ -337,13 +343,13 @@ mod tests {
     #[test]
     fn identical_tables_need_nothing() {
         let t = table();
-        assert_eq!(plan(&t, &TableView::of(t.clone()), None), Ok(vec![]));
+        assert_eq!(plan(&t, &TableView::of(&t), None), Ok(vec![]));
     }
 
     #[test]
     fn element_change_touches_only_elements() {
         let t = table();
-        let have = TableView::of(t.clone());
+        let have = TableView::of(&t);
         let mut want = t.clone();
         if let Some(s) = want.sets.get_mut("vr-s-a-4") {
             s.elems.insert(
@@ -361,7 +367,7 @@ mod tests {
     #[test]
     fn changed_and_obsolete_chains() {
         let t = table();
-        let mut have = TableView::of(t.clone());
+        let mut have = TableView::of(&t);
         have.chains.insert("vr-old".into(), vec!["vr:1".into()]);
         have.chains.insert("vr-x".into(), vec!["vr:other".into()]);
         have.sets.insert(
@@ -397,7 +403,7 @@ mod tests {
     #[test]
     fn set_of_another_type_forces_rebuild() {
         let t = table();
-        let mut have = TableView::of(t.clone());
+        let mut have = TableView::of(&t);
         if let Some(s) = have.sets.get_mut("vr-s-a-4") {
             s.kind = None;
         }

@@ -16,18 +16,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ipnetwork::IpNetwork;
-use policy::compile::{CompiledRule, EndpointRules, Match, Ruleset};
+use policy::compile::{EndpointRules, Ruleset};
 use policy::ipset::{IpSetId, Member, SetKey};
 use policy::model::{Direction, EndpointId, PolicyId, TierDefaultAction};
-use policy::rule::Action;
 
 use super::layout::{
-    CHAIN_ALLOW, CHAIN_FAILSAFE_IN, CHAIN_FAILSAFE_OUT, CHAIN_PASS, MAP_FROM_HOST, MAP_FROM_WL,
-    MAP_TO_HOST, MAP_TO_WL, MARK_ACCEPT, MARK_PASS, PolicyState, SET_WL_IFACES, SET_WL_SRC4,
-    SET_WL_SRC6, addr_bytes, conntrack, end_of, endpoint_chain, family_of, host_chain,
-    interval_elems, log_prefix, policy_chain, policy_member_set, profile_chain, rule, set_name,
-    skeleton, tier_member_set, workload_if, workload_policy_chain,
+    CHAIN_FAILSAFE_IN, CHAIN_FAILSAFE_OUT, MAP_FROM_HOST, MAP_FROM_WL, MAP_TO_HOST, MAP_TO_WL,
+    MARK_ACCEPT, MARK_PASS, PolicyState, SET_WL_IFACES, SET_WL_SRC4, SET_WL_SRC6, addr_bytes,
+    conntrack, endpoint_chain, family_of, host_chain, interval_elems, log_prefix, policy_chain,
+    policy_member_set, profile_chain, rule, set_name, skeleton, tier_member_set, workload_if,
+    workload_policy_chain,
 };
+use super::rules::{policy_rules, profile_rules, v6_chain};
 use super::spec::{
     ChainSpec, Cond, ElemValue, Family, IfDir, RuleSpec, SetKind, SetSpec, Stmt, TableSpec,
     Verdict, ifname_key,
@@ -86,11 +86,15 @@ struct Placed {
     elems: Vec<(String, Vec<u8>)>,
 }
 
-/// A policy or profile chain and the sets its rules use.
+/// A policy or profile chain, the sets its rules use, and what a jump into it checks.
 #[derive(Debug, Clone)]
 struct Shared {
     refs: usize,
     sets: Vec<(IpSetId, Family)>,
+    /// Conditions every rule of the chain needs, checked by the jumps into it.
+    guard: Vec<Cond>,
+    /// Its IPv6 chain (a policy with rules for both families).
+    v6: Option<String>,
 }
 
 /// The rendered table and the bookkeeping to update it per change.
@@ -309,10 +313,11 @@ impl Rendered {
                 rules.push(clear_pass());
             }
             for id in ids {
-                let chain = self.acquire_policy(ruleset, id, direction);
+                let (chain, mut guard) = self.acquire_policy(ruleset, id, direction);
                 let set = policy_member_set(ruleset, id);
                 self.add_member_set(&set);
-                rules.push(jump_if_undecided(chain, Some(member_of(dir, set))));
+                guard.push(member_of(dir, set));
+                rules.push(jump_if_undecided(chain, guard));
             }
             rules.push(return_if_accepted());
             if tier.default_action == TierDefaultAction::Deny {
@@ -366,9 +371,9 @@ impl Rendered {
                 rules.push(clear_pass());
             }
             for p in &tier.policies {
-                let chain = self.acquire_policy(ruleset, p, direction);
+                let (chain, guard) = self.acquire_policy(ruleset, p, direction);
                 placed.refs.push(chain.clone());
-                rules.push(jump_if_undecided(chain, None));
+                rules.push(jump_if_undecided(chain, guard));
             }
             rules.push(return_if_accepted());
             if tier.default_action == TierDefaultAction::Deny {
@@ -388,16 +393,31 @@ impl Rendered {
         ChainSpec::regular(rules)
     }
 
-    fn acquire_policy(&mut self, ruleset: &Ruleset, id: &PolicyId, direction: Direction) -> String {
+    /// A policy's chain for `direction` (rendered on first use) and the conditions a jump
+    /// into it must check.
+    fn acquire_policy(
+        &mut self,
+        ruleset: &Ruleset,
+        id: &PolicyId,
+        direction: Direction,
+    ) -> (String, Vec<Cond>) {
         let name = policy_chain(id, direction);
         if let Some(s) = self.shared.get_mut(&name) {
             s.refs += 1;
-            return name;
+            return (name, s.guard.clone());
         }
         let prefix = log_prefix(&id.to_string(), direction);
         let compiled = ruleset.policy_rules(id, direction);
-        self.add_shared(ruleset, &name, compiled, &prefix, false);
-        name
+        let mut used = BTreeSet::new();
+        let r = policy_rules(ruleset, compiled, &prefix, &name, &mut used);
+        let v6 = r.v6.map(|rules| {
+            let v6 = v6_chain(&name);
+            self.put_chain(&v6, rules);
+            v6
+        });
+        self.put_chain(&name, r.rules);
+        self.add_shared(ruleset, &name, used, r.guard.clone(), v6);
+        (name, r.guard)
     }
 
     fn acquire_profile(
@@ -420,24 +440,29 @@ impl Rendered {
                 Direction::Egress => c.egress.as_slice(),
             })
             .unwrap_or_default();
-        self.add_shared(ruleset, &name, compiled, &prefix, true);
+        let mut used = BTreeSet::new();
+        let rules = profile_rules(ruleset, compiled, &prefix, &mut used);
+        self.put_chain(&name, rules);
+        self.add_shared(ruleset, &name, used, Vec::new(), None);
         name
     }
 
-    fn add_shared(
-        &mut self,
-        ruleset: &Ruleset,
-        name: &str,
-        compiled: &[CompiledRule],
-        prefix: &str,
-        profile: bool,
-    ) {
-        let mut used = BTreeSet::new();
-        let rules = rules(ruleset, compiled, prefix, profile, &mut used);
+    fn put_chain(&mut self, name: &str, rules: Vec<RuleSpec>) {
         self.table
             .chains
             .insert(name.to_string(), ChainSpec::regular(rules));
         self.touched.chain(name);
+    }
+
+    /// Records shared chain `name` (already in the table) and fills the sets it uses.
+    fn add_shared(
+        &mut self,
+        ruleset: &Ruleset,
+        name: &str,
+        used: BTreeSet<(IpSetId, Family)>,
+        guard: Vec<Cond>,
+        v6: Option<String>,
+    ) {
         for (id, family) in &used {
             let count = self.set_refs.entry((id.clone(), *family)).or_insert(0);
             *count += 1;
@@ -450,6 +475,8 @@ impl Rendered {
             Shared {
                 refs: 1,
                 sets: used.into_iter().collect(),
+                guard,
+                v6,
             },
         );
     }
@@ -465,8 +492,10 @@ impl Rendered {
         let Some(s) = self.shared.remove(chain) else {
             return;
         };
-        self.table.chains.remove(chain);
-        self.touched.chain(chain);
+        for name in std::iter::once(chain).chain(s.v6.as_deref()) {
+            self.table.chains.remove(name);
+            self.touched.chain(name);
+        }
         for key in s.sets {
             let gone = match self.set_refs.get_mut(&key) {
                 Some(n) => {
@@ -576,9 +605,9 @@ fn clear_pass() -> RuleSpec {
     )
 }
 
-/// Jump to a policy or profile chain while nothing has accepted or passed yet (and, for the
-/// shared workload chain, only when `guard` holds).
-fn jump_if_undecided(chain: String, guard: Option<Cond>) -> RuleSpec {
+/// Jump to a policy chain while nothing has accepted or passed yet and `guard` holds (what
+/// every rule of the policy needs, and in the shared workload chain the membership test).
+fn jump_if_undecided(chain: String, guard: Vec<Cond>) -> RuleSpec {
     let mut conds = vec![Cond::Mark {
         mask: MARK_ACCEPT | MARK_PASS,
         zero: true,
@@ -606,198 +635,6 @@ fn end_of_tier_drop(guard: Option<Cond>) -> RuleSpec {
     }];
     conds.extend(guard);
     rule(conds, Verdict::Drop)
-}
-
-/// A policy's or profile's rules; records the (set, family) pairs they use.
-fn rules(
-    ruleset: &Ruleset,
-    compiled: &[CompiledRule],
-    prefix: &str,
-    profile: bool,
-    used: &mut BTreeSet<(IpSetId, Family)>,
-) -> Vec<RuleSpec> {
-    let mut out: Vec<(Vec<Cond>, Vec<Stmt>, Verdict)> = Vec::new();
-    for c in compiled {
-        let (stmts, verdict) = match (c.action, profile) {
-            // `goto`: the helper chain's `return` leaves this policy chain too.
-            (Action::Allow, _) => (Vec::new(), Verdict::Goto(CHAIN_ALLOW.into())),
-            (Action::Deny, _) => (Vec::new(), Verdict::Drop),
-            (Action::Pass, false) => (Vec::new(), Verdict::Goto(CHAIN_PASS.into())),
-            // In a profile, Pass ends that profile and moves on to the next one.
-            (Action::Pass, true) => (Vec::new(), Verdict::Return),
-            (Action::Log, _) => (vec![Stmt::Log(prefix.to_string())], Verdict::Continue),
-        };
-        for conds in variants(ruleset, c, used) {
-            out.push((conds, stmts.clone(), verdict.clone()));
-        }
-    }
-    let mut head = hoist_common(&mut out);
-    head.extend(
-        out.into_iter()
-            .map(|(conds, stmts, verdict)| RuleSpec::new(conds, stmts, verdict)),
-    );
-    head
-}
-
-/// Fewest rules for which hoisting a shared condition pays (it adds one rule).
-const HOIST_MIN_RULES: usize = 3;
-
-/// When every rule of a policy or profile chain matches the same protocol (`meta l4proto 6`),
-/// checks it once at the top instead: a rule `return`ing when it does not hold, and the
-/// condition taken off every rule. Fewer expressions for the kernel to parse, validate and
-/// evaluate, same verdicts: a packet of another protocol matches none of the rules, and
-/// falling off the end of the chain is a `return` as well. (The family condition stays in
-/// each rule: `nft` adds it back to any rule with an `ip`/`ip6` address match, and the
-/// table must stay what its `nft` text says.)
-fn hoist_common(rules: &mut [(Vec<Cond>, Vec<Stmt>, Verdict)]) -> Vec<RuleSpec> {
-    if rules.len() < HOIST_MIN_RULES {
-        return Vec::new();
-    }
-    let Some(proto) = rules[0]
-        .0
-        .iter()
-        .find(|c| matches!(c, Cond::L4Proto { .. }))
-        .cloned()
-    else {
-        return Vec::new();
-    };
-    if !rules.iter().all(|r| r.0.contains(&proto)) {
-        return Vec::new();
-    }
-    let Cond::L4Proto { proto: p, negated } = proto else {
-        return Vec::new();
-    };
-    for r in rules.iter_mut() {
-        r.0.retain(|c| c != &proto);
-    }
-    vec![rule(
-        vec![Cond::L4Proto {
-            proto: p,
-            negated: !negated,
-        }],
-        Verdict::Return,
-    )]
-}
-
-/// Whether a fixed-networks set has members of `family` (`None`: not a fixed set).
-fn nets_set_has(ruleset: &Ruleset, id: &IpSetId, family: Family) -> Option<bool> {
-    match ruleset.ip_sets.key(id) {
-        Some(SetKey::Nets(nets)) => Some(nets.iter().any(|n| family_of(n) == family)),
-        _ => None,
-    }
-}
-
-/// The nft condition lists equivalent to one compiled rule (ORed): one per address family
-/// it can match, times one per positive port range.
-fn variants(
-    ruleset: &Ruleset,
-    c: &CompiledRule,
-    used: &mut BTreeSet<(IpSetId, Family)>,
-) -> Vec<Vec<Cond>> {
-    let version = c.matches.iter().find_map(|m| match m {
-        Match::IpVersion(v) => Some(match v {
-            policy::rule::IpVersion::V4 => Family::V4,
-            policy::rule::IpVersion::V6 => Family::V6,
-        }),
-        _ => None,
-    });
-    let family_specific = c
-        .matches
-        .iter()
-        .any(|m| matches!(m, Match::AddrInSet { .. } | Match::NamedPortSet { .. }));
-    let families: Vec<Option<Family>> = match version {
-        Some(f) => vec![Some(f)],
-        None if family_specific => vec![Some(Family::V4), Some(Family::V6)],
-        None => vec![None],
-    };
-    let mut out = Vec::new();
-    'family: for family in families {
-        let mut conds: Vec<Cond> = family.map(Cond::NfProto).into_iter().collect();
-        let mut alternatives: Vec<Vec<Cond>> = vec![Vec::new()];
-        for m in &c.matches {
-            match m {
-                Match::IpVersion(_) => {}
-                Match::Protocol(p) => conds.push(Cond::L4Proto {
-                    proto: p.0,
-                    negated: false,
-                }),
-                Match::NotProtocol(p) => conds.push(Cond::L4Proto {
-                    proto: p.0,
-                    negated: true,
-                }),
-                Match::Icmp(i) | Match::NotIcmp(i) => conds.push(Cond::Icmp {
-                    icmp_type: i.icmp_type,
-                    code: i.code,
-                    negated: matches!(m, Match::NotIcmp(_)),
-                }),
-                Match::AddrInSet { side, set, negated } => {
-                    let Some(f) = family else { continue };
-                    match (nets_set_has(ruleset, set, f), negated) {
-                        (Some(false), false) => continue 'family,
-                        (Some(false), true) => continue,
-                        _ => {}
-                    }
-                    used.insert((set.clone(), f));
-                    conds.push(Cond::Addr {
-                        family: f,
-                        end: end_of(*side),
-                        set: set_name(set, f),
-                        negated: *negated,
-                    });
-                }
-                Match::NamedPortSet { side, set, negated } => {
-                    let Some(f) = family else { continue };
-                    used.insert((set.clone(), f));
-                    conds.push(Cond::NamedPort {
-                        family: f,
-                        end: end_of(*side),
-                        set: set_name(set, f),
-                        negated: *negated,
-                    });
-                }
-                Match::Ports {
-                    side,
-                    ranges,
-                    negated: true,
-                } => {
-                    for (first, last) in ranges {
-                        conds.push(Cond::Port {
-                            end: end_of(*side),
-                            first: *first,
-                            last: *last,
-                            negated: true,
-                        });
-                    }
-                }
-                Match::Ports {
-                    side,
-                    ranges,
-                    negated: false,
-                } => {
-                    let mut next = Vec::new();
-                    for alt in &alternatives {
-                        for (first, last) in ranges {
-                            let mut a = alt.clone();
-                            a.push(Cond::Port {
-                                end: end_of(*side),
-                                first: *first,
-                                last: *last,
-                                negated: false,
-                            });
-                            next.push(a);
-                        }
-                    }
-                    alternatives = next;
-                }
-            }
-        }
-        for alt in &alternatives {
-            let mut all = conds.clone();
-            all.extend(alt.iter().cloned());
-            out.push(all);
-        }
-    }
-    out
 }
 
 /// A full render of `state` (for the `nft -f` script and tests).
