@@ -4,6 +4,13 @@
 //! compare both byte for byte). Rules are most of a full load's messages; building them
 //! through libnftnl objects costs one allocation per expression, attribute and string.
 //!
+//! One deliberate difference: the names the kernel finds by walking a list, comparing each
+//! entry with `nla_strcmp` (expression types: every registered type, for every expression;
+//! sets: the table's sets in creation order, for every lookup), go without libnftnl's
+//! trailing NUL ([`Names::Bare`]). Both attributes are `NLA_STRING`s, which need none, and
+//! `nla_strcmp` strips trailing NULs from the attribute one byte at a time before comparing,
+//! for every entry walked: a few percent of the kernel's work on a large ruleset.
+//!
 //! Safe code only: [`wire`](super::wire) copies the finished payload behind the message header.
 
 use super::NftError;
@@ -64,17 +71,23 @@ const NFTA_CT_KEY: u16 = 2;
 /// Largest payload accepted: the batch reserves `nft_nlmsg_maxsize()` (64 KiB) per message.
 pub(super) const MAX_PAYLOAD: usize = 60_000;
 
-fn check_name(s: &str) -> Result<&str, NftError> {
-    if s.as_bytes().contains(&0) {
-        return Err(NftError::Encode(format!("name {s:?} contains a NUL byte")));
-    }
-    Ok(s)
+/// How expression-type and set names are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Names {
+    /// Without a trailing NUL (what the dataplane sends).
+    Bare,
+    /// NUL-terminated, as libnftnl writes them (the byte-for-byte comparison).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Terminated,
 }
 
 /// A netlink attribute writer over one buffer (libmnl's layout: native-endian 16-bit length
 /// and type, payload, zero padding to 4 bytes; nests carry NLA_F_NESTED).
 struct Attrs<'a> {
     buf: &'a mut Vec<u8>,
+    names: Names,
+    /// The first string written that contains a NUL byte (the kernel would cut it there).
+    nul: Option<String>,
 }
 
 impl Attrs<'_> {
@@ -95,7 +108,26 @@ impl Attrs<'_> {
     }
 
     fn strz(&mut self, ty: u16, s: &str) {
+        self.check(s);
         self.put_parts(ty, s.as_bytes(), &[0], &[]);
+    }
+
+    /// A name the kernel looks up by walking a list (see [`Names`]).
+    fn name(&mut self, ty: u16, s: &str) {
+        match self.names {
+            Names::Bare => {
+                self.check(s);
+                self.put(ty, s.as_bytes());
+            }
+            Names::Terminated => self.strz(ty, s),
+        }
+    }
+
+    /// Records `s` if it contains a NUL byte (checked as it is written: no second pass).
+    fn check(&mut self, s: &str) {
+        if self.nul.is_none() && s.bytes().any(|b| b == 0) {
+            self.nul = Some(s.to_string());
+        }
     }
 
     fn u32(&mut self, ty: u16, v: u32) {
@@ -125,7 +157,7 @@ impl Attrs<'_> {
     /// One expression: `NFTA_LIST_ELEM { NAME, DATA { body } }`.
     fn expr(&mut self, name: &str, body: impl FnOnce(&mut Self)) {
         let elem = self.nest(NFTA_LIST_ELEM);
-        self.strz(NFTA_EXPR_NAME, name);
+        self.name(NFTA_EXPR_NAME, name);
         let data = self.nest(NFTA_EXPR_DATA);
         body(self);
         self.end(data);
@@ -189,7 +221,7 @@ impl Attrs<'_> {
             if verdict {
                 a.u32(NFTA_LOOKUP_DREG, REG_VERDICT);
             }
-            a.strz(NFTA_LOOKUP_SET, set);
+            a.name(NFTA_LOOKUP_SET, set);
             a.u32(NFTA_LOOKUP_SET_ID, set_id(set));
             if invert {
                 a.u32(NFTA_LOOKUP_FLAGS, LOOKUP_F_INV);
@@ -356,53 +388,26 @@ impl Attrs<'_> {
     }
 }
 
-/// Every name and string the rule puts on the wire, checked for NUL bytes up front.
-fn check_strings(table: &str, chain: &str, spec: &RuleSpec) -> Result<(), NftError> {
-    check_name(table)?;
-    check_name(chain)?;
-    check_name(&spec.comment)?;
-    for c in &spec.conds {
-        match c {
-            Cond::IfInSet { set, .. }
-            | Cond::Addr { set, .. }
-            | Cond::IfaceAddr { set, .. }
-            | Cond::NamedPort { set, .. } => {
-                check_name(set)?;
-            }
-            _ => {}
-        }
-    }
-    for s in &spec.stmts {
-        if let Stmt::Log(p) = s {
-            check_name(p)?;
-        }
-    }
-    match &spec.verdict {
-        Verdict::Jump(c) | Verdict::Goto(c) => {
-            check_name(c)?;
-        }
-        Verdict::Vmap { map, .. } => {
-            check_name(map)?;
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
 /// Appends the NFTA_RULE_* attributes of `add rule` (`spec` appended to `chain` of `table`)
-/// to `out`, as libnftnl would: table, chain, user data (the comment), expressions.
+/// to `out`, as libnftnl would (but for `names`): table, chain, user data (the comment),
+/// expressions.
 pub(super) fn rule_payload(
     out: &mut Vec<u8>,
     table: &str,
     chain: &str,
     spec: &RuleSpec,
+    names: Names,
 ) -> Result<(), NftError> {
-    check_strings(table, chain, spec)?;
     let start = out.len();
-    let mut a = Attrs { buf: out };
+    let mut a = Attrs {
+        buf: out,
+        names,
+        nul: None,
+    };
     a.strz(NFTA_RULE_TABLE, table);
     a.strz(NFTA_RULE_CHAIN, chain);
     // User data TLV as nft writes it: type NFTNL_UDATA_RULE_COMMENT, length, NUL-ended text.
+    a.check(&spec.comment);
     let comment = spec.comment.as_bytes();
     let tlv = [UDATA_RULE_COMMENT, (comment.len() + 1) as u8];
     a.put_parts(NFTA_RULE_USERDATA, &tlv, comment, &[0]);
@@ -433,6 +438,10 @@ pub(super) fn rule_payload(
         a.buf.truncate(exprs);
     } else {
         a.end(exprs);
+    }
+    if let Some(s) = a.nul.take() {
+        out.truncate(start);
+        return Err(NftError::Encode(format!("name {s:?} contains a NUL byte")));
     }
     let len = out.len() - start;
     if len > MAX_PAYLOAD {

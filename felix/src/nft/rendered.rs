@@ -408,7 +408,7 @@ impl Rendered {
         }
         let prefix = log_prefix(&id.to_string(), direction);
         let compiled = ruleset.policy_rules(id, direction);
-        let mut used = BTreeSet::new();
+        let mut used = Vec::new();
         let r = policy_rules(ruleset, compiled, &prefix, &name, &mut used);
         let v6 = r.v6.map(|rules| {
             let v6 = v6_chain(&name);
@@ -440,7 +440,7 @@ impl Rendered {
                 Direction::Egress => c.egress.as_slice(),
             })
             .unwrap_or_default();
-        let mut used = BTreeSet::new();
+        let mut used = Vec::new();
         let rules = profile_rules(ruleset, compiled, &prefix, &mut used);
         self.put_chain(&name, rules);
         self.add_shared(ruleset, &name, used, Vec::new(), None);
@@ -459,7 +459,7 @@ impl Rendered {
         &mut self,
         ruleset: &Ruleset,
         name: &str,
-        used: BTreeSet<(IpSetId, Family)>,
+        used: Vec<(IpSetId, Family)>,
         guard: Vec<Cond>,
         v6: Option<String>,
     ) {
@@ -474,7 +474,7 @@ impl Rendered {
             name.to_string(),
             Shared {
                 refs: 1,
-                sets: used.into_iter().collect(),
+                sets: used,
                 guard,
                 v6,
             },

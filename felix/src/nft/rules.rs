@@ -22,8 +22,6 @@
 //! either way: `nft -f` adds the family test it implies. `nft list` prints a family-less
 //! address match in an `inet` table as the raw payload (`@nh,96,32 @vr-s-…-4`).
 
-use std::collections::BTreeSet;
-
 use policy::compile::{CompiledRule, Match, Ruleset};
 use policy::ipset::{IpSetId, SetKey};
 use policy::rule::Action;
@@ -77,7 +75,7 @@ pub(crate) fn policy_rules(
     compiled: &[CompiledRule],
     prefix: &str,
     chain: &str,
-    used: &mut BTreeSet<(IpSetId, Family)>,
+    used: &mut Vec<(IpSetId, Family)>,
 ) -> PolicyRules {
     let mut all = variants_of(ruleset, compiled, prefix, false, used);
     let mut guard = Vec::new();
@@ -121,7 +119,7 @@ pub(crate) fn profile_rules(
     ruleset: &Ruleset,
     compiled: &[CompiledRule],
     prefix: &str,
-    used: &mut BTreeSet<(IpSetId, Family)>,
+    used: &mut Vec<(IpSetId, Family)>,
 ) -> Vec<RuleSpec> {
     let mut all = variants_of(ruleset, compiled, prefix, true, used);
     let mut out = Vec::new();
@@ -168,7 +166,7 @@ fn variants_of(
     compiled: &[CompiledRule],
     prefix: &str,
     profile: bool,
-    used: &mut BTreeSet<(IpSetId, Family)>,
+    used: &mut Vec<(IpSetId, Family)>,
 ) -> Vec<Variant> {
     let mut out = Vec::new();
     for c in compiled {
@@ -207,7 +205,7 @@ fn nets_set_has(ruleset: &Ruleset, id: &IpSetId, family: Family) -> Option<bool>
 fn variants(
     ruleset: &Ruleset,
     c: &CompiledRule,
-    used: &mut BTreeSet<(IpSetId, Family)>,
+    used: &mut Vec<(IpSetId, Family)>,
 ) -> Vec<(Option<Family>, Vec<Cond>)> {
     let version = c.matches.iter().find_map(|m| match m {
         Match::IpVersion(v) => Some(match v {
@@ -220,14 +218,15 @@ fn variants(
         .matches
         .iter()
         .any(|m| matches!(m, Match::AddrInSet { .. } | Match::NamedPortSet { .. }));
-    let families: Vec<Option<Family>> = match version {
-        Some(f) => vec![Some(f)],
-        None if family_specific => vec![Some(Family::V4), Some(Family::V6)],
-        None => vec![None],
+    let families: &[Option<Family>] = match version {
+        Some(Family::V4) => &[Some(Family::V4)],
+        Some(Family::V6) => &[Some(Family::V6)],
+        None if family_specific => &[Some(Family::V4), Some(Family::V6)],
+        None => &[None],
     };
-    let mut out = Vec::new();
-    'family: for family in families {
-        let mut conds: Vec<Cond> = Vec::new();
+    let mut out = Vec::with_capacity(families.len());
+    'family: for &family in families {
+        let mut conds: Vec<Cond> = Vec::with_capacity(c.matches.len() + 1);
         let mut alternatives: Vec<Vec<Cond>> = vec![Vec::new()];
         for m in &c.matches {
             match m {
@@ -252,7 +251,7 @@ fn variants(
                         (Some(false), true) => continue,
                         _ => {}
                     }
-                    used.insert((set.clone(), f));
+                    note_used(used, set, f);
                     conds.push(Cond::Addr {
                         family: f,
                         end: end_of(*side),
@@ -262,7 +261,7 @@ fn variants(
                 }
                 Match::NamedPortSet { side, set, negated } => {
                     let Some(f) = family else { continue };
-                    used.insert((set.clone(), f));
+                    note_used(used, set, f);
                     conds.push(Cond::NamedPort {
                         family: f,
                         end: end_of(*side),
@@ -306,6 +305,11 @@ fn variants(
                 }
             }
         }
+        if alternatives.len() == 1 {
+            conds.extend(alternatives.pop().into_iter().flatten());
+            out.push((family, conds));
+            continue;
+        }
         for alt in &alternatives {
             let mut all = conds.clone();
             all.extend(alt.iter().cloned());
@@ -313,4 +317,11 @@ fn variants(
         }
     }
     out
+}
+
+/// Records that a rule uses one family of `set` (a policy uses a few sets: a list is enough).
+fn note_used(used: &mut Vec<(IpSetId, Family)>, set: &IpSetId, family: Family) {
+    if !used.iter().any(|(s, f)| s == set && *f == family) {
+        used.push((set.clone(), family));
+    }
 }

@@ -6,7 +6,7 @@
 //! identical ruleset with `nft -f`. Every rule carries a comment `vr:<hash of its text>`; the
 //! kernel keeps it as rule user data, which is how a restarted agent recognises its rules.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
 
 /// Address family of a match or set.
@@ -177,7 +177,17 @@ impl RuleSpec {
         };
         let mut h = FnvWriter(FNV_OFFSET);
         let _ = r.write_body(&mut h);
-        r.comment = format!("vr:{:016x}", h.0);
+        let mut comment = String::with_capacity(19);
+        comment.push_str("vr:");
+        for shift in (0..16).rev() {
+            let digit = ((h.0 >> (shift * 4)) & 0xf) as u8;
+            comment.push(char::from(if digit < 10 {
+                b'0' + digit
+            } else {
+                b'a' + digit - 10
+            }));
+        }
+        r.comment = comment;
         r
     }
 
@@ -218,8 +228,8 @@ impl RuleSpec {
             Verdict::Accept => w.write_str("accept"),
             Verdict::Drop => w.write_str("drop"),
             Verdict::Return => w.write_str("return"),
-            Verdict::Jump(c) => write!(w, "jump {c}"),
-            Verdict::Goto(c) => write!(w, "goto {c}"),
+            Verdict::Jump(c) => w.write_str("jump ").and_then(|()| w.write_str(c)),
+            Verdict::Goto(c) => w.write_str("goto ").and_then(|()| w.write_str(c)),
             Verdict::Vmap { dir, map } => write!(w, "{} vmap @{map}", dir.nft()),
             Verdict::Masquerade => w.write_str("masquerade"),
         }
@@ -257,11 +267,33 @@ fn addr_name(end: End) -> &'static str {
     }
 }
 
+/// Writes `n` in decimal (the text of every rule is hashed: no formatting machinery).
+fn write_dec(w: &mut impl fmt::Write, n: u32) -> fmt::Result {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf[i..]
+        .iter()
+        .try_for_each(|b| w.write_char(char::from(*b)))
+}
+
 fn write_cond(w: &mut impl fmt::Write, c: &Cond) -> fmt::Result {
     match c {
         Cond::NfProto(Family::V4) => w.write_str("meta nfproto ipv4"),
         Cond::NfProto(Family::V6) => w.write_str("meta nfproto ipv6"),
-        Cond::L4Proto { proto, negated } => write!(w, "meta l4proto {}{proto}", neq(*negated)),
+        Cond::L4Proto { proto, negated } => {
+            w.write_str("meta l4proto ")?;
+            w.write_str(neq(*negated))?;
+            write_dec(w, u32::from(*proto))
+        }
         Cond::CtState(bits) => {
             let mut names = Vec::new();
             for (bit, name) in [
@@ -276,19 +308,31 @@ fn write_cond(w: &mut impl fmt::Write, c: &Cond) -> fmt::Result {
             write!(w, "ct state {}", names.join(","))
         }
         Cond::IfPrefix { dir, prefix } => write!(w, "{} \"{prefix}*\"", dir.nft()),
-        Cond::IfInSet { dir, set, negated } => write!(w, "{} {}@{set}", dir.nft(), neq(*negated)),
+        Cond::IfInSet { dir, set, negated } => {
+            for part in [dir.nft(), " ", neq(*negated), "@", set] {
+                w.write_str(part)?;
+            }
+            Ok(())
+        }
         Cond::Addr {
             family,
             end,
             set,
             negated,
-        } => write!(
-            w,
-            "{} {} {}@{set}",
-            family.nft(),
-            addr_name(*end),
-            neq(*negated)
-        ),
+        } => {
+            for part in [
+                family.nft(),
+                " ",
+                addr_name(*end),
+                " ",
+                neq(*negated),
+                "@",
+                set,
+            ] {
+                w.write_str(part)?;
+            }
+            Ok(())
+        }
         Cond::IfaceAddr {
             family,
             set,
@@ -318,11 +362,15 @@ fn write_cond(w: &mut impl fmt::Write, c: &Cond) -> fmt::Result {
             last,
             negated,
         } => {
-            if first == last {
-                write!(w, "th {} {}{first}", port_name(*end), neq(*negated))
-            } else {
-                write!(w, "th {} {}{first}-{last}", port_name(*end), neq(*negated))
+            for part in ["th ", port_name(*end), " ", neq(*negated)] {
+                w.write_str(part)?;
             }
+            write_dec(w, u32::from(*first))?;
+            if first != last {
+                w.write_char('-')?;
+                write_dec(w, u32::from(*last))?;
+            }
+            Ok(())
         }
         Cond::Icmp {
             icmp_type,
@@ -542,8 +590,8 @@ pub(crate) struct TableSpec {
 
 impl TableSpec {
     /// How many rules refer to each set (by name).
-    fn set_uses(&self) -> BTreeMap<&str, usize> {
-        let mut uses: BTreeMap<&str, usize> = BTreeMap::new();
+    fn set_uses(&self) -> HashMap<&str, usize> {
+        let mut uses: HashMap<&str, usize> = HashMap::with_capacity(self.sets.len());
         for chain in self.chains.values() {
             for r in &chain.rules {
                 for c in &r.conds {
@@ -570,12 +618,11 @@ impl TableSpec {
     /// lookup of the sets rules use most.
     pub(crate) fn order_sets(&self, names: &mut [&String]) {
         let uses = self.set_uses();
-        names.sort_by(|a, b| {
-            let (ua, ub) = (
-                uses.get(a.as_str()).copied().unwrap_or(0),
-                uses.get(b.as_str()).copied().unwrap_or(0),
-            );
-            ub.cmp(&ua).then_with(|| a.cmp(b))
+        names.sort_by_cached_key(|n| {
+            (
+                std::cmp::Reverse(uses.get(n.as_str()).copied().unwrap_or(0)),
+                *n,
+            )
         });
     }
 

@@ -21,6 +21,7 @@ use std::ptr::NonNull;
 use nftnl::nftnl_sys as sys;
 
 use super::NftError;
+use super::encode::Names;
 #[cfg(test)]
 use super::spec::{Cond, End, Family, IfDir, Stmt, Verdict};
 use super::spec::{ElemValue, Hook, RuleSpec, SetKind};
@@ -578,8 +579,12 @@ impl RuleBuilder {
 
 /// `add rule` appending `spec` to `chain`, encoded directly (no libnftnl objects).
 pub(crate) fn add_rule(table: &str, chain: &str, spec: &RuleSpec) -> Result<Msg, NftError> {
+    add_rule_with(table, chain, spec, Names::Bare)
+}
+
+fn add_rule_with(table: &str, chain: &str, spec: &RuleSpec, names: Names) -> Result<Msg, NftError> {
     let mut payload = Vec::with_capacity(512);
-    super::encode::rule_payload(&mut payload, table, chain, spec)?;
+    super::encode::rule_payload(&mut payload, table, chain, spec, names)?;
     Ok(Msg {
         msg_type: NFT_MSG_NEWRULE,
         flags: NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND,
@@ -918,6 +923,51 @@ mod tests {
                 .map(|v| RuleSpec::new(Vec::new(), Vec::new(), v)),
         );
         rules.push(RuleSpec::new(conds, stmts, Verdict::Drop));
+        // The shapes of a policy chain's rules and the jumps into it (`rules`): an address
+        // and a port with no family test, the guarded jump, the IPv6 chain's entry.
+        rules.push(RuleSpec::new(
+            vec![
+                Cond::Addr {
+                    family: Family::V4,
+                    end: End::Src,
+                    set: "vr-s-0123456789abcdef-4".into(),
+                    negated: false,
+                },
+                Cond::Port {
+                    end: End::Dst,
+                    first: 1000,
+                    last: 1000,
+                    negated: false,
+                },
+            ],
+            Vec::new(),
+            Verdict::Goto("vr-allow".into()),
+        ));
+        rules.push(RuleSpec::new(
+            vec![
+                Cond::Mark {
+                    mask: 0x0300_0000,
+                    zero: true,
+                },
+                Cond::NfProto(Family::V4),
+                Cond::L4Proto {
+                    proto: 6,
+                    negated: false,
+                },
+                Cond::IfInSet {
+                    dir: IfDir::Out,
+                    set: "vr-ap-0123456789abcdef".into(),
+                    negated: false,
+                },
+            ],
+            Vec::new(),
+            Verdict::Jump("vr-pi-0123456789abcdef".into()),
+        ));
+        rules.push(RuleSpec::new(
+            vec![Cond::NfProto(Family::V6)],
+            Vec::new(),
+            Verdict::Goto("vr-pi-0123456789abcdef-6".into()),
+        ));
         // No expressions at all, and a comment long enough to need no padding.
         let mut bare = RuleSpec::new(Vec::new(), Vec::new(), Verdict::Continue);
         bare.comment = "ab".into();
@@ -925,16 +975,81 @@ mod tests {
         rules
     }
 
+    /// Netlink attributes (native-endian length and type, payload, padding to 4 bytes).
+    fn attrs(mut data: &[u8]) -> Vec<(u16, &[u8])> {
+        let mut out = Vec::new();
+        while data.len() >= 4 {
+            let len = u16::from_ne_bytes([data[0], data[1]]) as usize;
+            out.push((u16::from_ne_bytes([data[2], data[3]]), &data[4..len]));
+            data = &data[len.next_multiple_of(4).min(data.len())..];
+        }
+        out
+    }
+
+    fn put_attr(out: &mut Vec<u8>, ty: u16, payload: &[u8]) {
+        out.extend(((4 + payload.len()) as u16).to_ne_bytes());
+        out.extend(ty.to_ne_bytes());
+        out.extend(payload);
+        out.resize(out.len().next_multiple_of(4), 0);
+    }
+
+    fn strip_nul(s: &[u8]) -> &[u8] {
+        s.strip_suffix(&[0]).unwrap_or(s)
+    }
+
+    /// `msg` (an `add rule`) with the NUL dropped from its expression names and lookup set
+    /// names: what `Names::Bare` changes.
+    fn bare_names(msg: &[u8]) -> Vec<u8> {
+        let mut out = msg[..20].to_vec();
+        for (ty, payload) in attrs(&msg[20..]) {
+            if ty & 0x7fff != 4 {
+                put_attr(&mut out, ty, payload);
+                continue;
+            }
+            let mut exprs = Vec::new();
+            for (elem_ty, elem) in attrs(payload) {
+                let mut e = Vec::new();
+                let mut name: &[u8] = &[];
+                for (ety, value) in attrs(elem) {
+                    match ety & 0x7fff {
+                        1 => {
+                            name = strip_nul(value);
+                            put_attr(&mut e, ety, name);
+                        }
+                        2 if name == b"lookup" => {
+                            let mut data = Vec::new();
+                            for (dty, d) in attrs(value) {
+                                let d = if dty & 0x7fff == 1 { strip_nul(d) } else { d };
+                                put_attr(&mut data, dty, d);
+                            }
+                            put_attr(&mut e, ety, &data);
+                        }
+                        _ => put_attr(&mut e, ety, value),
+                    }
+                }
+                put_attr(&mut exprs, elem_ty, &e);
+            }
+            put_attr(&mut out, ty, &exprs);
+        }
+        let len = out.len() as u32;
+        out[..4].copy_from_slice(&len.to_ne_bytes());
+        out
+    }
+
     #[test]
     fn direct_rule_encoding_matches_libnftnl_byte_for_byte() {
         let rules = every_rule_shape();
         assert!(rules.len() > 40);
         for (i, r) in rules.iter().enumerate() {
-            let ours = bytes(&add_rule("vrouter", "pol-p1", r).expect("direct"));
+            let terminated = add_rule_with("vrouter", "pol-p1", r, Names::Terminated);
+            let ours = bytes(&terminated.expect("direct"));
             let theirs = bytes(&add_rule_libnftnl("vrouter", "pol-p1", r).expect("libnftnl"));
             // Header (20) + table + chain + comment at least: a real payload was written.
             assert!(ours.len() >= 56, "rule {i}: {} bytes", ours.len());
             assert_eq!(ours, theirs, "rule {i}: {r:?}");
+            // What the dataplane sends: the same but for the NUL of those names.
+            let bare = bytes(&add_rule("vrouter", "pol-p1", r).expect("direct"));
+            assert_eq!(bare, bare_names(&theirs), "rule {i}: {r:?}");
         }
     }
 
