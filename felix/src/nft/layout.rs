@@ -15,11 +15,14 @@
 //! vr-to-host-dispatch         oifname vmap @vr-to-hep   ("eth0" : goto vr-th-eth0)
 //! vr-fw-<iface> / vr-tw-<iface>   jump vr-wl-pol-out / -in, profiles, drop (fixed per endpoint)
 //! vr-wl-pol-out / vr-wl-pol-in    every tier and policy in order, each policy's jump guarded by
-//!                             `iifname|oifname @vr-ap-<h>` (the workloads it selects), each
+//!                             `iifname|oifname @vr-ap-<h>` (the workloads it selects) and by
+//!                             what all its rules need (`meta nfproto`, `meta l4proto`), each
 //!                             tier's end-of-tier drop by `@vr-at-<h>-o|i`
 //! vr-fh-<iface> / vr-th-<iface>   host endpoint: failsafe ports, then ingress / egress tiers
 //! vr-failsafe-in / -out       accept failsafe ports (FelixConfiguration)
-//! vr-po-<h> / vr-pi-<h>       one policy's egress / ingress rules (shared by all endpoints)
+//! vr-po-<h> / vr-pi-<h>       one policy's egress / ingress rules (shared by all endpoints;
+//!                             no family test per rule: see `rules`); `…-6`: its IPv6 rules
+//!                             when it has rules for both families
 //! vr-ap-<h> / vr-at-<h>-o|i   workload interfaces a policy selector / a tier (per direction) applies to
 //! vr-pro-<h> / vr-pri-<h>     one profile's rules
 //! vr-allow / vr-pass          set the accept / pass mark bit and return (policies `goto` them)

@@ -604,6 +604,32 @@ fn a_protocol_shared_by_every_rule_is_checked_once() {
     assert_eq!(rules[3], "th dport 22 drop");
 }
 
+/// A policy with one family's rules and family-independent ones keeps the family test in
+/// each of the former (its chain is entered for both families).
+#[test]
+fn one_family_and_independent_rules_keep_the_family_per_rule() {
+    let t = render(&state(
+        "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: mixed}\n\
+         spec:\n  selector: all()\n  ingress:\n  \
+         - {action: Allow, ipVersion: 4, protocol: TCP, source: {selector: app == 'db'}}\n  \
+         - {action: Allow, protocol: UDP}\n",
+    ));
+    let tw = texts(&t, CHAIN_WL_POL_IN);
+    assert!(
+        tw[0].starts_with("meta mark & 0x03000000 == 0 oifname @vr-ap-"),
+        "{tw:?}"
+    );
+    let policy = tw[0].rsplit(' ').next().expect("chain").to_string();
+    let rules = texts(&t, &policy);
+    assert!(
+        rules[0].starts_with("meta nfproto ipv4 meta l4proto 6 ip saddr @vr-s-"),
+        "{rules:?}"
+    );
+    assert_eq!(rules[1], "meta l4proto 17 goto vr-allow");
+    assert_eq!(rules.len(), 2);
+    assert!(!t.chains.contains_key(&format!("{policy}-6")));
+}
+
 /// Policies with the same endpoint selector share one membership set.
 #[test]
 fn policies_with_one_selector_share_a_membership_set() {

@@ -3,8 +3,10 @@
 //!
 //! The same values are lowered to netlink by `wire` and printed as `nft` text here
 //! ([`TableSpec::to_nft_text`]), so an operator (and the tests and benchmarks) can load the
-//! identical ruleset with `nft -f`. Every rule carries a comment `vr:<hash of its text>`; the
-//! kernel keeps it as rule user data, which is how a restarted agent recognises its rules.
+//! same ruleset with `nft -f` (which adds a `meta nfproto` test in front of each `ip`/`ip6`
+//! address match; the rules of a policy chain have none, see `rules`). Every rule carries a
+//! comment `vr:<hash of its text>`; the kernel keeps it as rule user data, which is how a
+//! restarted agent recognises its rules.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
@@ -798,6 +800,38 @@ mod tests {
         let other = RuleSpec::new(r.conds.clone(), vec![], Verdict::Drop);
         assert_ne!(r.comment, other.comment);
         assert!(r.comment.starts_with("vr:") && r.comment.len() == 19);
+    }
+
+    #[test]
+    fn sets_are_ordered_most_used_first() {
+        let uses = |set: &'static str, n: usize| {
+            (0..n).map(move |i| {
+                RuleSpec::new(
+                    vec![Cond::Addr {
+                        family: Family::V4,
+                        end: End::Src,
+                        set: set.into(),
+                        negated: false,
+                    }],
+                    Vec::new(),
+                    Verdict::Jump(format!("c{i}")),
+                )
+            })
+        };
+        let mut t = TableSpec::default();
+        let rules = uses("a", 1)
+            .chain(uses("b", 3))
+            .chain(uses("d", 3))
+            .collect();
+        t.chains.insert("c".into(), ChainSpec::regular(rules));
+        let names: Vec<String> = ["a", "b", "c", "d"].map(String::from).into();
+        for n in &names {
+            t.sets
+                .insert(n.clone(), SetSpec::new(SetKind::Addrs(Family::V4)));
+        }
+        let mut order: Vec<&String> = names.iter().collect();
+        t.order_sets(&mut order);
+        assert_eq!(order, ["b", "d", "a", "c"]);
     }
 
     #[test]
