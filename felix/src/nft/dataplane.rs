@@ -298,6 +298,7 @@ impl PolicyDataplane {
         report: &mut ApplyReport,
     ) -> Result<(), NftError> {
         let mut batch = nftnl::Batch::new();
+        let mut scratch = Vec::with_capacity(1024);
         // For each message, the op it came from (`None`: the rebuild's table messages);
         // descriptions are only formatted when the kernel rejects something.
         let mut origin: Vec<Option<usize>> = Vec::new();
@@ -336,11 +337,11 @@ impl PolicyDataplane {
                 Op::FlushChain { name } => {
                     one(wire::flush_chain(NFT_TABLE, name)?, &mut batch, &mut origin)
                 }
-                Op::AddRule { chain, rule } => one(
-                    wire::add_rule(NFT_TABLE, chain, rule)?,
-                    &mut batch,
-                    &mut origin,
-                ),
+                Op::AddRule { chain, rule } => {
+                    let m = wire::add_rule_in(&mut scratch, NFT_TABLE, chain, rule)?;
+                    batch.add(&m, nftnl::MsgType::Add);
+                    origin.push(Some(i));
+                }
                 Op::DelChain { name } => {
                     one(wire::del_chain(NFT_TABLE, name)?, &mut batch, &mut origin)
                 }

@@ -386,7 +386,7 @@ impl Rendered {
             }
             let chain = self.acquire_profile(ruleset, profile, direction);
             placed.refs.push(chain.clone());
-            rules.push(rule(Vec::new(), Verdict::Jump(chain)));
+            rules.push(rule(Vec::new(), Verdict::Jump(chain.into())));
             rules.push(return_if_accepted());
         }
         rules.push(rule(Vec::new(), Verdict::Drop));
@@ -613,7 +613,7 @@ fn jump_if_undecided(chain: String, guard: Vec<Cond>) -> RuleSpec {
         zero: true,
     }];
     conds.extend(guard);
-    rule(conds, Verdict::Jump(chain))
+    rule(conds, Verdict::Jump(chain.into()))
 }
 
 /// Back to the caller once a policy has accepted.

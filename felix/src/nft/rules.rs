@@ -98,7 +98,7 @@ pub(crate) fn policy_rules(
             };
             let mut rules = vec![rule(
                 vec![Cond::NfProto(Family::V6)],
-                Verdict::Goto(v6_chain(chain)),
+                Verdict::Goto(v6_chain(chain).into()),
             )];
             rules.extend(of(Family::V4));
             (rules, Some(of(Family::V6)))

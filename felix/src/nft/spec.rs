@@ -8,6 +8,7 @@
 //! comment `vr:<hash of its text>`; the kernel keeps it as rule user data, which is how a
 //! restarted agent recognises its rules.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
 
@@ -148,10 +149,10 @@ pub(crate) enum Verdict {
     Drop,
     /// `return`.
     Return,
-    /// `jump CHAIN`.
-    Jump(String),
+    /// `jump CHAIN` (a constant name is borrowed: most rules jump to one of a few chains).
+    Jump(Cow<'static, str>),
     /// `goto CHAIN` (its `return` goes back to this chain's caller).
-    Goto(String),
+    Goto(Cow<'static, str>),
     /// `iifname|oifname vmap @MAP`.
     Vmap { dir: IfDir, map: String },
     /// `masquerade` (source NAT to the outgoing interface's address; nat chains only).
@@ -814,7 +815,7 @@ mod tests {
                         negated: false,
                     }],
                     Vec::new(),
-                    Verdict::Jump(format!("c{i}")),
+                    Verdict::Jump(format!("c{i}").into()),
                 )
             })
         };

@@ -166,6 +166,45 @@ unsafe impl nftnl::NlMsg for Msg {
     }
 }
 
+/// An `add rule` whose attributes were encoded into a caller's buffer (reused from rule to
+/// rule: no allocation per message).
+pub(crate) struct RuleMsg<'a> {
+    payload: &'a [u8],
+}
+
+// SAFETY: as for `Msg`'s raw payloads: a header plus at most `encode::MAX_PAYLOAD` bytes of
+// whole, padded attributes.
+unsafe impl nftnl::NlMsg for RuleMsg<'_> {
+    unsafe fn write(&self, buf: *mut c_void, seq: u32, _msg_type: nftnl::MsgType) {
+        // SAFETY: the batch hands us a buffer with room for one maximal message.
+        unsafe {
+            let nlh = sys::nftnl_nlmsg_build_hdr(
+                buf.cast::<c_char>(),
+                NFT_MSG_NEWRULE,
+                NFPROTO_INET,
+                NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND,
+                seq,
+            );
+            let end = nlh.cast::<u8>().add((*nlh).nlmsg_len as usize);
+            std::ptr::copy_nonoverlapping(self.payload.as_ptr(), end, self.payload.len());
+            (*nlh).nlmsg_len += self.payload.len() as u32;
+        }
+    }
+}
+
+/// `add rule` appending `spec` to `chain`, its attributes encoded into `scratch` (cleared
+/// first).
+pub(crate) fn add_rule_in<'a>(
+    scratch: &'a mut Vec<u8>,
+    table: &str,
+    chain: &str,
+    spec: &RuleSpec,
+) -> Result<RuleMsg<'a>, NftError> {
+    scratch.clear();
+    super::encode::rule_payload(scratch, table, chain, spec, Names::Bare)?;
+    Ok(RuleMsg { payload: scratch })
+}
+
 pub(super) fn alloc<T>(p: *mut T) -> Result<NonNull<T>, NftError> {
     NonNull::new(p).ok_or_else(|| NftError::Encode("libnftnl allocation failed".into()))
 }

@@ -14,7 +14,7 @@ fn registers_follow_nft() {
 }
 
 /// The bytes `msg` writes into a batch (header included).
-fn bytes(msg: &Msg) -> Vec<u8> {
+fn bytes(msg: &impl nftnl::NlMsg) -> Vec<u8> {
     let mut buf = vec![0u8; nftnl::nft_nlmsg_maxsize() as usize];
     // SAFETY: the buffer has room for one maximal message, as a batch page would.
     unsafe {
@@ -246,6 +246,10 @@ fn direct_rule_encoding_matches_libnftnl_byte_for_byte() {
         // What the dataplane sends: the same but for the NUL of those names.
         let bare = bytes(&add_rule("vrouter", "pol-p1", r).expect("direct"));
         assert_eq!(bare, bare_names(&theirs), "rule {i}: {r:?}");
+        // And encoded into a reused buffer (whatever it held before).
+        let mut scratch = vec![0xaa; 7];
+        let reused = add_rule_in(&mut scratch, "vrouter", "pol-p1", r).expect("direct");
+        assert_eq!(bytes(&reused), bare, "rule {i}: {r:?}");
     }
 }
 
