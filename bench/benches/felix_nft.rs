@@ -130,6 +130,12 @@ fn cpu(who: UsageWho) -> Duration {
     t(u.user_time()) + t(u.system_time())
 }
 
+/// Waits for the kernel to free a deleted namespace's table (a worker does it after the
+/// namespace goes), so that work does not run into the next measurement.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(500));
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -193,6 +199,7 @@ fn main() {
         agent.push(took);
         agent_cpu.push(used);
         drop(ns);
+        settle();
 
         // Baseline: nft -f of the same text into a fresh namespace.
         let ns = Netns::new("nftf").unwrap();
@@ -215,6 +222,8 @@ fn main() {
         );
         nft.push(took);
         nft_cpu.push(used);
+        drop(ns);
+        settle();
     }
     let _ = std::fs::remove_file(&path);
     let (a, n) = (median(agent), median(nft));

@@ -173,7 +173,8 @@ fn ipv6_policy_and_anti_spoofing_of_a_wider_endpoint_network() {
             "IPv6 client → web:{port}"
         );
     }
-    // The same policy over IPv4: its rules for each family live in their own chain.
+    // The same policy over IPv4 (its rules for both families share the chain, each testing
+    // its family).
     let web4: IpAddr = "10.66.1.1".parse().expect("addr");
     for (port, expected) in [(80, true), (8080, false)] {
         assert_eq!(

@@ -320,7 +320,11 @@ fn the_nft_text_is_valid_and_programs_the_same_table() {
          metadata: {{name: tcp-only}}\nspec:\n  selector: all()\n  ingress:\n  \
          - {{action: Allow, protocol: TCP, source: {{selector: app == 'web'}}, destination: {{ports: [80]}}}}\n  \
          - {{action: Deny, protocol: TCP, destination: {{ports: [22]}}}}\n  \
-         - {{action: Allow, protocol: TCP, source: {{nets: [10.65.0.0/24]}}}}\n"
+         - {{action: Allow, protocol: TCP, source: {{nets: [10.65.0.0/24]}}}}\n\
+         ---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\n\
+         metadata: {{name: v4-only}}\nspec:\n  selector: all()\n  egress:\n  \
+         - {{action: Allow, ipVersion: 4, protocol: UDP, destination: {{selector: app == 'web', ports: [53]}}}}\n  \
+         - {{action: Deny, ipVersion: 4, protocol: UDP, destination: {{notNets: [10.65.0.0/24]}}}}\n"
     );
     apply_state(&lab, &mut dp, &policies, &LABELS, &["a", "b", "c"]);
     let script = dp.desired_script();
@@ -337,7 +341,7 @@ fn the_nft_text_is_valid_and_programs_the_same_table() {
         .expect("list");
     let _ = std::fs::remove_file(&path);
     let listing = lab.listing();
-    assert!(listing.contains("@nh,96,32 "), "{listing}");
+    assert!(listing.contains("@nh,128,32 "), "{listing}");
     assert_eq!(blocks(&named_addresses(&listing)), blocks(&theirs));
     // The same expressions too, but for the family tests nft adds in front of address
     // matches: the policy chains have none (each is entered for one family only), the

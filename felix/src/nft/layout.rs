@@ -21,8 +21,7 @@
 //! vr-fh-<iface> / vr-th-<iface>   host endpoint: failsafe ports, then ingress / egress tiers
 //! vr-failsafe-in / -out       accept failsafe ports (FelixConfiguration)
 //! vr-po-<h> / vr-pi-<h>       one policy's egress / ingress rules (shared by all endpoints;
-//!                             no family test per rule: see `rules`); `…-6`: its IPv6 rules
-//!                             when it has rules for both families
+//!                             a one-family policy's rules test no family: see `rules`)
 //! vr-ap-<h> / vr-at-<h>-o|i   workload interfaces a policy selector / a tier (per direction) applies to
 //! vr-pro-<h> / vr-pri-<h>     one profile's rules
 //! vr-allow / vr-pass          set the accept / pass mark bit and return (policies `goto` them)

@@ -167,27 +167,20 @@ fn tiers_pass_log_and_end_of_tier() {
         );
     }
     let policy = tw[0].rsplit(' ').next().expect("chain").to_string();
-    // Rules for both families: IPv6 packets go to the policy's IPv6 chain at once, and
-    // neither chain tests the family again.
     let rules = texts(&t, &policy);
-    assert_eq!(rules[0], format!("meta nfproto ipv6 goto {policy}-6"));
-    assert!(rules[1].starts_with("log prefix \"vr ingress GlobalNetworkPolicy sec.g: \""));
+    assert!(rules[0].starts_with("log prefix \"vr ingress GlobalNetworkPolicy sec.g: \""));
     // Pass over a selector set: one rule per family, each setting the pass bit.
-    assert!(rules[2].starts_with("ip saddr @vr-s-"), "{rules:?}");
-    assert!(rules[2].ends_with("-4 goto vr-pass"));
+    assert!(rules[1].starts_with("meta nfproto ipv4 ip saddr @vr-s-"));
+    assert!(rules[1].ends_with(" goto vr-pass"));
     assert_eq!(
         texts(&t, CHAIN_PASS),
         ["meta mark set meta mark | 0x02000000 return"]
     );
+    assert!(rules[2].starts_with("meta nfproto ipv6 ip6 saddr @vr-s-"));
     // Two port ranges: two alternatives.
     assert_eq!(rules[3], "meta l4proto 6 th dport 22 drop");
     assert_eq!(rules[4], "meta l4proto 6 th dport 80-90 drop");
     assert_eq!(rules.len(), 5);
-    let rules6 = texts(&t, &format!("{policy}-6"));
-    assert_eq!(rules6[0], rules[1]);
-    assert!(rules6[1].starts_with("ip6 saddr @vr-s-") && rules6[1].ends_with("-6 goto vr-pass"));
-    assert_eq!(rules6[2..], rules[3..]);
-    assert_eq!(rules6.len(), 4);
     // The selector set holds b's address (v4) and nothing for v6.
     let set4 = t
         .sets
@@ -208,11 +201,10 @@ fn fixed_nets_skip_the_other_family() {
     let policy = fw[0].rsplit(' ').next().expect("chain").to_string();
     let rules = texts(&t, &policy);
     assert_eq!(rules.len(), 3, "{rules:?}");
-    assert_eq!(rules[0], format!("meta nfproto ipv6 goto {policy}-6"));
-    assert!(rules[1].starts_with("ip daddr @vr-n-"));
-    assert!(rules[2].starts_with("ip daddr != @vr-n-"));
+    assert!(rules[0].starts_with("meta nfproto ipv4 ip daddr @vr-n-"));
+    assert!(rules[1].starts_with("meta nfproto ipv4 ip daddr != @vr-n-"));
     // For IPv6 the notNets set is empty: the condition always holds.
-    assert_eq!(texts(&t, &format!("{policy}-6")), ["drop"]);
+    assert_eq!(rules[2], "meta nfproto ipv6 drop");
     assert!(
         t.sets
             .keys()
@@ -542,7 +534,6 @@ fn a_protocol_shared_by_every_rule_is_checked_once() {
     assert_eq!(rules[1], "th dport 22 drop");
     assert!(rules[2].starts_with("ip saddr @vr-n-"));
     assert_eq!(rules.len(), 3);
-    assert!(!t.chains.contains_key(&format!("{policy}-6")));
     // The same policy on a host endpoint: the same guard on its jump.
     let t = render(&with_host(
         "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: tcp4}\n\
@@ -571,11 +562,10 @@ fn a_protocol_shared_by_every_rule_is_checked_once() {
     let policy = tw[0].rsplit(' ').next().expect("chain").to_string();
     let rules = texts(&t, &policy);
     assert!(
-        rules[1].starts_with("meta l4proto 6 ip saddr @vr-s-"),
+        rules[0].starts_with("meta nfproto ipv4 meta l4proto 6 ip saddr @vr-s-"),
         "{rules:?}"
     );
     assert_eq!(rules.len(), 4, "{rules:?}");
-    assert_eq!(texts(&t, &format!("{policy}-6")).len(), 3);
     // A profile whose rules all match TCP: one `return` rule at the top.
     let mut s = state(
         "---\napiVersion: projectcalico.org/v3\nkind: Profile\nmetadata: {name: tcp-only}\n\
@@ -605,7 +595,8 @@ fn a_protocol_shared_by_every_rule_is_checked_once() {
 }
 
 /// A policy with one family's rules and family-independent ones keeps the family test in
-/// each of the former (its chain is entered for both families).
+/// each of the former (its chain is entered for both families), as does one with rules for
+/// both families.
 #[test]
 fn one_family_and_independent_rules_keep_the_family_per_rule() {
     let t = render(&state(
@@ -627,7 +618,6 @@ fn one_family_and_independent_rules_keep_the_family_per_rule() {
     );
     assert_eq!(rules[1], "meta l4proto 17 goto vr-allow");
     assert_eq!(rules.len(), 2);
-    assert!(!t.chains.contains_key(&format!("{policy}-6")));
 }
 
 /// Policies with the same endpoint selector share one membership set.

@@ -27,7 +27,7 @@ use super::layout::{
     policy_member_set, profile_chain, rule, set_name, skeleton, tier_member_set, workload_if,
     workload_policy_chain,
 };
-use super::rules::{policy_rules, profile_rules, v6_chain};
+use super::rules::{policy_rules, profile_rules};
 use super::spec::{
     ChainSpec, Cond, ElemValue, Family, IfDir, RuleSpec, SetKind, SetSpec, Stmt, TableSpec,
     Verdict, ifname_key,
@@ -93,8 +93,6 @@ struct Shared {
     sets: Vec<(IpSetId, Family)>,
     /// Conditions every rule of the chain needs, checked by the jumps into it.
     guard: Vec<Cond>,
-    /// Its IPv6 chain (a policy with rules for both families).
-    v6: Option<String>,
 }
 
 /// The rendered table and the bookkeeping to update it per change.
@@ -409,14 +407,9 @@ impl Rendered {
         let prefix = log_prefix(&id.to_string(), direction);
         let compiled = ruleset.policy_rules(id, direction);
         let mut used = Vec::new();
-        let r = policy_rules(ruleset, compiled, &prefix, &name, &mut used);
-        let v6 = r.v6.map(|rules| {
-            let v6 = v6_chain(&name);
-            self.put_chain(&v6, rules);
-            v6
-        });
+        let r = policy_rules(ruleset, compiled, &prefix, &mut used);
         self.put_chain(&name, r.rules);
-        self.add_shared(ruleset, &name, used, r.guard.clone(), v6);
+        self.add_shared(ruleset, &name, used, r.guard.clone());
         (name, r.guard)
     }
 
@@ -443,7 +436,7 @@ impl Rendered {
         let mut used = Vec::new();
         let rules = profile_rules(ruleset, compiled, &prefix, &mut used);
         self.put_chain(&name, rules);
-        self.add_shared(ruleset, &name, used, Vec::new(), None);
+        self.add_shared(ruleset, &name, used, Vec::new());
         name
     }
 
@@ -461,7 +454,6 @@ impl Rendered {
         name: &str,
         used: Vec<(IpSetId, Family)>,
         guard: Vec<Cond>,
-        v6: Option<String>,
     ) {
         for (id, family) in &used {
             let count = self.set_refs.entry((id.clone(), *family)).or_insert(0);
@@ -476,7 +468,6 @@ impl Rendered {
                 refs: 1,
                 sets: used,
                 guard,
-                v6,
             },
         );
     }
@@ -492,10 +483,8 @@ impl Rendered {
         let Some(s) = self.shared.remove(chain) else {
             return;
         };
-        for name in std::iter::once(chain).chain(s.v6.as_deref()) {
-            self.table.chains.remove(name);
-            self.touched.chain(name);
-        }
+        self.table.chains.remove(chain);
+        self.touched.chain(chain);
         for key in s.sets {
             let gone = match self.set_refs.get_mut(&key) {
                 Some(n) => {

@@ -120,7 +120,7 @@ fn every_rule_shape() -> Vec<RuleSpec> {
     );
     rules.push(RuleSpec::new(conds, stmts, Verdict::Drop));
     // The shapes of a policy chain's rules and the jumps into it (`rules`): an address
-    // and a port with no family test, the guarded jump, the IPv6 chain's entry.
+    // and a port with no family test, the guarded jump, a family test before a goto.
     rules.push(RuleSpec::new(
         vec![
             Cond::Addr {
